@@ -1,0 +1,79 @@
+//! The API's settings: shared sections plus what only the HTTP side needs.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use seatline_shared::config::{
+    parse_duration, DatabaseConfig, KafkaConfig, QueueConfig, TelemetryConfig,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+fn parse_token_secret(text: &str) -> Result<SecretString, String> {
+    if text.len() < 32 {
+        return Err("TOKEN_SECRET must be at least 32 bytes".into());
+    }
+    Ok(SecretString::from(text.to_owned()))
+}
+
+fn parse_admin_token(text: &str) -> Result<SecretString, String> {
+    if text.len() < 16 {
+        return Err("ADMIN_TOKEN must be at least 16 bytes".into());
+    }
+    Ok(SecretString::from(text.to_owned()))
+}
+
+/// Seatline HTTP API.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "seatline-api", version, about)]
+pub struct ApiConfig {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Secret that signs queue tokens (HMAC-SHA256); at least 32 bytes.
+    #[arg(long, env = "TOKEN_SECRET", value_parser = parse_token_secret, hide_env_values = true)]
+    pub token_secret: SecretString,
+    /// Bearer secret of the admin endpoints; without it they answer 401.
+    #[arg(long, env = "ADMIN_TOKEN", value_parser = parse_admin_token, hide_env_values = true)]
+    pub admin_token: Option<SecretString>,
+    /// Largest single charge.
+    #[arg(long, env = "CHARGE_MAX", default_value_t = 1_000_000)]
+    pub charge_max: i64,
+    /// Largest balance a user may hold.
+    #[arg(long, env = "BALANCE_MAX", default_value_t = 1_000_000_000_000)]
+    pub balance_max: i64,
+    /// Upper bound on one HTTP request, long polls included.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "40s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+    #[command(flatten)]
+    pub queue: QueueConfig,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+}
+
+impl ApiConfig {
+    /// Settings for tests and embedding: defaults everywhere but the given connections.
+    pub fn for_services(database: DatabaseConfig, kafka: KafkaConfig, token_secret: &str) -> Self {
+        Self {
+            http_addr: "127.0.0.1:0".parse().expect("valid address"),
+            token_secret: SecretString::from(token_secret.to_owned()),
+            admin_token: None,
+            charge_max: 1_000_000,
+            balance_max: 1_000_000_000_000,
+            request_timeout: Duration::from_secs(40),
+            database,
+            kafka,
+            queue: QueueConfig::default(),
+            telemetry: TelemetryConfig {
+                log_format: seatline_shared::config::LogFormat::Text,
+            },
+        }
+    }
+
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_ref().map(|s| s.expose_secret())
+    }
+}

@@ -1,0 +1,68 @@
+//! The HTTP surface: one module per resource, the router, and the layers around it.
+//!
+//! - [`queue`]: waiting-queue tokens. - [`catalog`]: concerts, dates, seats.
+//! - [`points`]: balance and charges. - [`admin`]: catalog management.
+//! - [`health`]: liveness and readiness. - [`openapi`]: the generated document.
+//! - [`error`]: the one error type and its problem+json mapping. - [`extract`], [`auth`]:
+//!   extractors that reject with that error type.
+
+pub mod admin;
+pub mod auth;
+pub mod catalog;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod openapi;
+pub mod points;
+pub mod queue;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, patch, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_scalar::{Scalar, Servable};
+
+use crate::state::AppState;
+use error::ApiError;
+
+/// Request bodies above this are refused with 413.
+pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let timeout = state.config.request_timeout;
+    Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/client/token", post(queue::issue).get(queue::status))
+        .route("/concerts", get(catalog::list_concerts))
+        .route("/concerts/{concertId}/dates", get(catalog::list_dates))
+        .route(
+            "/concerts/{concertId}/dates/{concertDateId}/seats",
+            get(catalog::list_seats),
+        )
+        .route("/client/{clientId}/balance", get(points::balance))
+        .route("/user/{userId}/charge", patch(points::charge))
+        .route("/admin/concerts", post(admin::create_concert))
+        .route("/admin/concerts/{id}/dates", post(admin::create_date))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),
+        )
+        .merge(Scalar::with_url("/docs", openapi::ApiDoc::openapi()))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(axum::middleware::map_response(
+            error::problem_for_bare_errors,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,42 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations, and the docs page.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{admin, catalog, health, points, queue};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Seatline", description = "Concert seat reservation: waiting queue, catalog, points, reservations and payments."),
+    paths(
+        health::live, health::ready,
+        queue::issue, queue::status,
+        catalog::list_concerts, catalog::list_dates, catalog::list_seats,
+        points::balance, points::charge,
+        admin::create_concert, admin::create_date,
+    ),
+    components(schemas(super::error::Problem)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "queue", description = "Waiting queue tokens"),
+        (name = "catalog", description = "Concerts, dates and seats (ACTIVE token)"),
+        (name = "points", description = "Point balance"),
+        (name = "admin", description = "Catalog management (ADMIN_TOKEN)"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for name in ["queueToken", "adminToken"] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}

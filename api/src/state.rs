@@ -1,0 +1,30 @@
+//! Shared application state, handed to handlers through axum's `State`.
+
+use std::sync::Arc;
+
+use rdkafka::producer::FutureProducer;
+use sqlx::PgPool;
+
+use crate::config::ApiConfig;
+use crate::tokens::TokenSigner;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    /// Idempotent producer (acks=all) for request topics.
+    pub producer: FutureProducer,
+    pub config: Arc<ApiConfig>,
+    pub tokens: TokenSigner,
+}
+
+impl AppState {
+    pub fn new(config: ApiConfig, db: PgPool, producer: FutureProducer) -> Self {
+        let tokens = TokenSigner::new(config.token_secret.clone());
+        Self {
+            db,
+            producer,
+            config: Arc::new(config),
+            tokens,
+        }
+    }
+}

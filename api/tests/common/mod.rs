@@ -1,0 +1,158 @@
+//! Drives the real router (`tower::ServiceExt::oneshot`) over a per-test PostgreSQL database
+//! and, where a test needs it, the real local Kafka broker with random topic names.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use seatline_api::config::ApiConfig;
+use seatline_api::state::AppState;
+use seatline_shared::config::{DatabaseConfig, KafkaConfig};
+use seatline_shared::testing;
+use serde_json::Value;
+use sqlx::PgPool;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub const TOKEN_SECRET: &str = "test-secret-0123456789abcdef0123456789";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub pool: PgPool,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Asserts an RFC 7807 answer with the given status.
+    pub fn assert_problem(&self, status: StatusCode) {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.content_type(), "application/problem+json");
+        for field in ["type", "title", "status", "detail"] {
+            assert!(
+                self.body.get(field).is_some(),
+                "problem lacks {field}: {}",
+                self.body
+            );
+        }
+        assert_eq!(self.body["status"], status.as_u16());
+    }
+}
+
+pub fn config_with(pool_kafka: KafkaConfig, tweak: impl FnOnce(&mut ApiConfig)) -> ApiConfig {
+    let mut config = ApiConfig::for_services(
+        DatabaseConfig::new("postgres://unused"),
+        pool_kafka,
+        TOKEN_SECRET,
+    );
+    config.admin_token = Some(secrecy::SecretString::from(ADMIN_TOKEN.to_owned()));
+    tweak(&mut config);
+    config
+}
+
+impl TestApp {
+    /// An app on this test's database and a fresh set of topics on the local broker.
+    pub async fn new(pool: PgPool) -> Self {
+        Self::with_config(pool, |_| {}).await
+    }
+
+    pub async fn with_config(pool: PgPool, tweak: impl FnOnce(&mut ApiConfig)) -> Self {
+        let config = config_with(testing::kafka_config(), tweak);
+        Self::from_parts(config, pool.clone(), pool)
+    }
+
+    /// An app whose state uses `state_pool` (perhaps unreachable) while the test inspects
+    /// `pool`.
+    pub fn from_parts(config: ApiConfig, state_pool: PgPool, pool: PgPool) -> Self {
+        let producer = seatline_shared::kafka::producer(&config.kafka).unwrap();
+        let state = AppState::new(config, state_pool, producer);
+        Self {
+            router: seatline_api::http::router(state.clone()),
+            state,
+            pool,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(json) => builder
+                .header("content-type", "application/json")
+                .body(Body::from(json.to_string()))
+                .unwrap(),
+            None => builder.body(Body::empty()).unwrap(),
+        };
+        self.send(request).await
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Issues a token for a new user and returns (user id, token).
+    pub async fn new_user(&self) -> (Uuid, String) {
+        let user = Uuid::new_v4();
+        let reply = self
+            .call(
+                Method::POST,
+                "/client/token",
+                None,
+                Some(serde_json::json!({ "userId": user })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        (user, reply.body["token"].as_str().unwrap().to_owned())
+    }
+
+    /// Issues a token for a new user and admits it at once.
+    pub async fn active_user(&self) -> (Uuid, String) {
+        let (user, token) = self.new_user().await;
+        sqlx::query(
+            "UPDATE queue_tokens SET status = 'ACTIVE', activated_at = now(),
+                    expires_at = now() + interval '10 minutes'
+             WHERE user_id = $1 AND status = 'WAITING'",
+        )
+        .bind(user)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        (user, token)
+    }
+}

@@ -1,0 +1,19 @@
+# Shared defaults for the deploy/local scripts. Sourced, not run.
+# Every value can be overridden from the caller's environment; the Rust services read the
+# same variables with the same defaults (see the README's Configuration section).
+
+SEATLINE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export SEATLINE_ROOT
+export SEATLINE_STATE_DIR="${SEATLINE_STATE_DIR:-$SEATLINE_ROOT/.local}"
+
+export PG_PORT="${PG_PORT:-5432}"
+export PG_APP_USER="${PG_APP_USER:-seatline}"
+export PG_APP_PASSWORD="${PG_APP_PASSWORD:-seatline}"
+export PG_APP_DB="${PG_APP_DB:-seatline}"
+export DATABASE_URL="${DATABASE_URL:-postgres://$PG_APP_USER:$PG_APP_PASSWORD@127.0.0.1:$PG_PORT/$PG_APP_DB}"
+
+export KAFKA_PORT="${KAFKA_PORT:-9092}"
+export KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT}"
+# Resolved broker jars outlive the work tree, so a second checkout does not download again.
+export KAFKA_CACHE_DIR="${KAFKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/seatline/kafka-4.1.1}"

@@ -1,0 +1,28 @@
+//! Seatline's shared core: what the HTTP API and the workers must agree on.
+//!
+//! # Layout
+//! - [`config`]: typed settings read from the environment, shared by both binaries.
+//! - [`db`]: the workspace migrator and the connection pool.
+//! - [`kafka`]: topic names, topic creation, producer and consumer settings, message headers.
+//! - [`messages`]: request messages (API → workers) and event payloads (outbox → consumers).
+//! - [`domain`]: seat references, statuses and rejection reasons.
+//! - [`catalog`]: creating and reading concerts, dates and seats (admin API and `seed` share it).
+//! - [`points`]: balances and the append-only point ledger.
+//! - [`queue`]: the waiting queue's store: issuing tokens, positions, admission.
+//! - [`telemetry`]: logging setup.
+//! - [`shutdown`]: the SIGTERM / ctrl-c future both binaries stop on.
+
+pub mod catalog;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod kafka;
+pub mod messages;
+pub mod points;
+pub mod queue;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use db::MIGRATOR;

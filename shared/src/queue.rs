@@ -1,0 +1,355 @@
+//! The waiting queue's store: issuing tokens, reading a token with its place in line, and
+//! admission (run by the workers' admitter).
+//!
+//! Every token gets a gapless arrival number `seq`. Admission is FIFO by `seq`, and
+//! `queue_state.admitted_through` is the highest `seq` admitted so far. A waiter's position is
+//! therefore `seq - admitted_through` minus the waiters between the two who left the line
+//! (abandoned or expired while waiting). Those are counted in a Fenwick tree
+//! (`queue_dropped_tree`), so a position costs O(log n) index lookups and never counts the
+//! waiting set.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::config::QueueConfig;
+use crate::domain::TokenStatus;
+
+/// Fenwick tree size: seq values up to 2^40 (a trillion arrivals).
+const TREE_SIZE: i64 = 1 << 40;
+
+/// Advisory lock key held by the one admitter that runs at a time.
+const ADMITTER_LOCK: i64 = 0x5EA7_0001;
+
+/// A token row with its live place in line.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenView {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub seq: i64,
+    pub status: String,
+    pub issued_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// 1-based place among waiters; 0 once admitted.
+    pub position: i64,
+    /// Recent admissions per second, as measured by the admitter.
+    pub admit_rate: f64,
+    /// The database's clock when the row was read.
+    pub now: DateTime<Utc>,
+}
+
+impl TokenView {
+    pub fn status(&self) -> Option<TokenStatus> {
+        self.status.parse().ok()
+    }
+
+    /// When the token stops being valid if nothing else happens: an ACTIVE token at its
+    /// expiry, a WAITING one when it would count as abandoned.
+    pub fn valid_until(&self, config: &QueueConfig) -> Option<DateTime<Utc>> {
+        match self.status() {
+            Some(TokenStatus::Active) => self.expires_at,
+            Some(TokenStatus::Waiting) => Some(self.last_seen_at + to_chrono(config.wait_idle_ttl)),
+            _ => None,
+        }
+    }
+
+    /// Live: ACTIVE before its expiry, or WAITING and polled recently.
+    pub fn is_live(&self, config: &QueueConfig) -> bool {
+        self.valid_until(config)
+            .is_some_and(|until| until > self.now)
+    }
+
+    /// Seconds until admission, from the measured admission rate. Where nobody was admitted
+    /// lately (all slots taken), the rate at which ACTIVE slots turn over bounds it.
+    pub fn estimated_wait_seconds(&self, config: &QueueConfig) -> i64 {
+        if self.position <= 0 {
+            return 0;
+        }
+        let configured = config.admit_per_sec.max(1) as f64;
+        let turnover = config.max_active.max(1) as f64 / config.active_ttl.as_secs_f64().max(1.0);
+        let rate = if self.admit_rate > 0.0 {
+            self.admit_rate.min(configured)
+        } else {
+            turnover.min(configured)
+        };
+        (self.position as f64 / rate).ceil() as i64
+    }
+}
+
+pub fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+const TOKEN_VIEW_SQL: &str = r#"
+    SELECT t.id, t.user_id, t.seq, t.status, t.issued_at, t.last_seen_at, t.activated_at,
+           t.expires_at,
+           CASE WHEN t.status = 'WAITING'
+                THEN (t.seq - s.admitted_through)
+                     - (queue_dropped_prefix(t.seq - 1) - queue_dropped_prefix(s.admitted_through))
+                ELSE 0 END AS position,
+           s.admit_rate,
+           now() AS now
+    FROM queue_tokens t CROSS JOIN queue_state s
+"#;
+
+/// Reads a token by id with its position, in one statement (one snapshot).
+pub async fn token_view(
+    conn: &mut PgConnection,
+    token_id: Uuid,
+) -> sqlx::Result<Option<TokenView>> {
+    sqlx::query_as::<_, TokenView>(&format!("{TOKEN_VIEW_SQL} WHERE t.id = $1"))
+        .bind(token_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Reads a token and, when it is WAITING and still live, records the poll so the waiter keeps
+/// its place.
+pub async fn poll_token(
+    pool: &PgPool,
+    token_id: Uuid,
+    config: &QueueConfig,
+) -> sqlx::Result<Option<TokenView>> {
+    let mut conn = pool.acquire().await?;
+    let Some(view) = token_view(&mut conn, token_id).await? else {
+        return Ok(None);
+    };
+    if view.status() == Some(TokenStatus::Waiting) && view.is_live(config) {
+        sqlx::query(
+            "UPDATE queue_tokens SET last_seen_at = now() WHERE id = $1 AND status = 'WAITING'",
+        )
+        .bind(token_id)
+        .execute(&mut *conn)
+        .await?;
+        return token_view(&mut conn, token_id).await;
+    }
+    Ok(Some(view))
+}
+
+/// The outcome of asking for a token.
+#[derive(Debug)]
+pub struct Issued {
+    pub token: TokenView,
+    /// False when the user already had a live token and got it back.
+    pub created: bool,
+}
+
+/// Issues a token to a user, creating the user (balance 0) on first contact. A user with a
+/// live token gets that token back, never a second place in line.
+pub async fn issue_token(
+    pool: &PgPool,
+    user_id: Uuid,
+    config: &QueueConfig,
+) -> sqlx::Result<Issued> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    // Serialises concurrent requests of one user, so two cannot both take a place.
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    let existing = sqlx::query_as::<_, TokenView>(&format!(
+        "{TOKEN_VIEW_SQL} WHERE t.user_id = $1 AND t.status IN ('WAITING', 'ACTIVE')"
+    ))
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(token) = existing {
+        if token.is_live(config) {
+            tx.commit().await?;
+            return Ok(Issued {
+                token,
+                created: false,
+            });
+        }
+        // Stale but not yet swept: end it here, as the admitter would.
+        end_stale_token(&mut tx, &token).await?;
+    }
+    // Taking the next number under the queue_state row lock keeps seq gapless and makes
+    // tokens visible in seq order, which admission relies on.
+    let (seq,): (i64,) =
+        sqlx::query_as("UPDATE queue_state SET last_seq = last_seq + 1 RETURNING last_seq")
+            .fetch_one(&mut *tx)
+            .await?;
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO queue_tokens (id, user_id, seq, status) VALUES ($1, $2, $3, 'WAITING')",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(seq)
+    .execute(&mut *tx)
+    .await?;
+    let token = sqlx::query_as::<_, TokenView>(&format!("{TOKEN_VIEW_SQL} WHERE t.id = $1"))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Issued {
+        token,
+        created: true,
+    })
+}
+
+async fn end_stale_token(
+    tx: &mut Transaction<'_, Postgres>,
+    token: &TokenView,
+) -> sqlx::Result<()> {
+    let waiting = token.status() == Some(TokenStatus::Waiting);
+    let new_status = if waiting { "ABANDONED" } else { "EXPIRED" };
+    let ended = sqlx::query(
+        "UPDATE queue_tokens SET status = $2, ended_at = now() WHERE id = $1 AND status = $3",
+    )
+    .bind(token.id)
+    .bind(new_status)
+    .bind(&token.status)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if waiting && ended == 1 {
+        record_dropped(tx, &[token.seq]).await?;
+    }
+    Ok(())
+}
+
+/// Adds dropped waiters to the Fenwick tree. Increments commute, so concurrent writers are safe.
+pub async fn record_dropped(conn: &mut PgConnection, seqs: &[i64]) -> sqlx::Result<()> {
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    let mut increments: BTreeMap<i64, i64> = BTreeMap::new();
+    for &seq in seqs {
+        let mut node = seq;
+        while node > 0 && node <= TREE_SIZE {
+            *increments.entry(node).or_default() += 1;
+            node += node & -node;
+        }
+    }
+    let (nodes, counts): (Vec<i64>, Vec<i64>) = increments.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO queue_dropped_tree (node, dropped)
+         SELECT * FROM unnest($1::bigint[], $2::bigint[])
+         ON CONFLICT (node) DO UPDATE SET dropped = queue_dropped_tree.dropped + EXCLUDED.dropped",
+    )
+    .bind(&nodes)
+    .bind(&counts)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What one admission round did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AdmitReport {
+    /// False when another admitter held the lock; nothing was done.
+    pub ran: bool,
+    pub expired_active: u64,
+    pub abandoned_waiting: u64,
+    pub admitted: Vec<Uuid>,
+    pub active_after: i64,
+}
+
+/// One round of the admitter: end expired ACTIVE tokens, drop idle waiters, then admit the
+/// next waiters in `seq` order within both limits (`max_active` at once and `admit_per_sec`
+/// over any one-second window). Only one instance runs a round at a time (advisory lock), so
+/// nobody is admitted twice or skipped.
+pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<AdmitReport> {
+    let mut tx = pool.begin().await?;
+    let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(ADMITTER_LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !locked {
+        return Ok(AdmitReport::default());
+    }
+    let expired_active = sqlx::query(
+        "UPDATE queue_tokens SET status = 'EXPIRED', ended_at = now()
+         WHERE status = 'ACTIVE' AND expires_at <= now()",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+
+    let idle_secs = config.wait_idle_ttl.as_secs_f64();
+    let dropped: Vec<(i64,)> = sqlx::query_as(
+        "UPDATE queue_tokens SET status = 'ABANDONED', ended_at = now()
+         WHERE status = 'WAITING' AND last_seen_at <= now() - make_interval(secs => $1)
+         RETURNING seq",
+    )
+    .bind(idle_secs)
+    .fetch_all(&mut *tx)
+    .await?;
+    let dropped: Vec<i64> = dropped.into_iter().map(|(s,)| s).collect();
+    record_dropped(&mut tx, &dropped).await?;
+
+    let (active, admitted_last_second, admitted_last_10s): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM queue_tokens WHERE status = 'ACTIVE'),
+                (SELECT count(*) FROM queue_tokens WHERE activated_at > now() - interval '1 second'),
+                (SELECT count(*) FROM queue_tokens WHERE activated_at > now() - interval '10 seconds')",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let room = (config.max_active - active)
+        .min(config.admit_per_sec - admitted_last_second)
+        .max(0);
+
+    let admitted: Vec<(Uuid, i64)> = if room > 0 {
+        sqlx::query_as(
+            "WITH next AS (
+                 SELECT id FROM queue_tokens WHERE status = 'WAITING'
+                 ORDER BY seq LIMIT $1 FOR UPDATE
+             )
+             UPDATE queue_tokens t
+             SET status = 'ACTIVE', activated_at = now(),
+                 expires_at = now() + make_interval(secs => $2)
+             FROM next WHERE t.id = next.id
+             RETURNING t.id, t.seq",
+        )
+        .bind(room)
+        .bind(config.active_ttl.as_secs_f64())
+        .fetch_all(&mut *tx)
+        .await?
+    } else {
+        Vec::new()
+    };
+    let through = admitted.iter().map(|(_, seq)| *seq).max();
+    let rate = (admitted_last_10s + admitted.len() as i64) as f64 / 10.0;
+    sqlx::query(
+        "UPDATE queue_state SET admitted_through = GREATEST(admitted_through, coalesce($1, 0)),
+                                admit_rate = $2,
+                                last_admit_at = CASE WHEN $1 IS NULL THEN last_admit_at ELSE now() END",
+    )
+    .bind(through)
+    .bind(rate)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(AdmitReport {
+        ran: true,
+        expired_active,
+        abandoned_waiting: dropped.len() as u64,
+        active_after: active + admitted.len() as i64,
+        admitted: admitted.into_iter().map(|(id, _)| id).collect(),
+    })
+}
+
+/// Ends the user's ACTIVE token after a successful payment, freeing the slot for the next
+/// waiter. Runs inside the payment's transaction.
+pub async fn complete_active_token(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE queue_tokens SET status = 'COMPLETED', ended_at = now()
+         WHERE user_id = $1 AND status = 'ACTIVE'",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}

@@ -1,0 +1,3 @@
+//! The waiting queue's background side.
+
+pub mod admitter;
