@@ -9,17 +9,23 @@
 //! - [`state`]: what handlers share (pool, producer, config, token signer).
 //! - [`tokens`]: signing and verifying queue tokens.
 //! - [`http`]: routes, handlers, extractors and the error mapping.
+//! - [`submit`]: recording and publishing asynchronous requests.
+//! - [`event_listener`], [`waiters`]: completion events wake long polls.
 
 pub mod config;
+pub mod event_listener;
 pub mod http;
 pub mod state;
+pub mod submit;
 pub mod tokens;
+pub mod waiters;
 
 use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use config::ApiConfig;
 use state::AppState;
@@ -51,6 +57,18 @@ pub async fn serve(
     Ok(())
 }
 
+/// Starts the event listener that wakes long polls; it stops when `stop` is cancelled.
+pub fn spawn_event_listener(
+    state: &AppState,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(event_listener::run(
+        state.config.kafka.clone(),
+        state.waiters.clone(),
+        stop,
+    ))
+}
+
 /// Runs the API: binds `HTTP_ADDR` and serves until `shutdown`.
 pub async fn run(
     config: ApiConfig,
@@ -58,9 +76,14 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let addr = config.http_addr;
     let state = build_state(config).await?;
+    let stop = CancellationToken::new();
+    let listener_task = spawn_event_listener(&state, stop.clone());
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "seatline-api listening");
-    serve(listener, state, shutdown).await
+    let result = serve(listener, state, shutdown).await;
+    stop.cancel();
+    let _ = listener_task.await;
+    result
 }

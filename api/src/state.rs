@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use crate::config::ApiConfig;
 use crate::tokens::TokenSigner;
+use crate::waiters::Waiters;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -15,6 +16,8 @@ pub struct AppState {
     pub producer: FutureProducer,
     pub config: Arc<ApiConfig>,
     pub tokens: TokenSigner,
+    /// Long-poll waiters, woken by the event listener.
+    pub waiters: Waiters,
 }
 
 impl AppState {
@@ -25,6 +28,7 @@ impl AppState {
             producer,
             config: Arc::new(config),
             tokens,
+            waiters: Waiters::default(),
         }
     }
 }

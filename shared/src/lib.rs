@@ -6,6 +6,7 @@
 //! - [`kafka`]: topic names, topic creation, producer and consumer settings, message headers.
 //! - [`messages`]: request messages (API → workers) and event payloads (outbox → consumers).
 //! - [`domain`]: seat references, statuses and rejection reasons.
+//! - [`events`]: the CloudEvents encoding of events on the event topics.
 //! - [`catalog`]: creating and reading concerts, dates and seats (admin API and `seed` share it).
 //! - [`points`]: balances and the append-only point ledger.
 //! - [`queue`]: the waiting queue's store: issuing tokens, positions, admission.
@@ -16,6 +17,7 @@ pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod events;
 pub mod kafka;
 pub mod messages;
 pub mod points;

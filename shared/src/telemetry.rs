@@ -18,3 +18,55 @@ pub fn init(config: &TelemetryConfig) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+/// W3C trace context: the incoming `traceparent` when it is well formed, else a new one.
+pub fn traceparent_or_new(incoming: Option<&str>) -> String {
+    match incoming {
+        Some(tp) if is_valid_traceparent(tp) => tp.to_ascii_lowercase(),
+        _ => {
+            let trace = uuid::Uuid::new_v4().simple().to_string();
+            let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
+            format!("00-{trace}-{span}-01")
+        }
+    }
+}
+
+/// `version-traceid-parentid-flags`, hex, with non-zero ids.
+pub fn is_valid_traceparent(tp: &str) -> bool {
+    let parts: Vec<&str> = tp.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && hex(parts[1], 32)
+        && parts[1].bytes().any(|b| b != b'0')
+        && hex(parts[2], 16)
+        && parts[2].bytes().any(|b| b != b'0')
+        && hex(parts[3], 2)
+}
+
+/// The trace id part of a traceparent.
+pub fn trace_id(traceparent: &str) -> &str {
+    traceparent.split('-').nth(1).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparents_are_kept_when_valid_and_made_otherwise() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(traceparent_or_new(Some(tp)), tp);
+        assert_eq!(trace_id(tp), "4bf92f3577b34da6a3ce929d0e0e4736");
+        for bad in [
+            "",
+            "00-abc-def-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        ] {
+            let made = traceparent_or_new(Some(bad));
+            assert!(is_valid_traceparent(&made), "{made}");
+            assert_ne!(made, bad);
+        }
+    }
+}

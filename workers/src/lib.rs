@@ -2,30 +2,117 @@
 //!
 //! # Layout
 //! - [`config`]: settings and the command line.
+//! - [`consumer`]: the ordered, batching Kafka consumer (and the dead-letter topic).
+//! - [`requests`]: the batch handler that routes request batches to their decider.
+//! - [`reservations`]: where a reservation is decided; the hold sweeper.
+//! - [`outbox`]: writing events transactionally, and the relay that publishes them.
 //! - [`queue`]: the waiting queue's admitter.
 //! - [`seed`]: demo data.
 //!
-//! [`run`] starts every long-running worker and stops them all on shutdown.
+//! [`Workers::start`] starts every long-running worker; [`Workers::stop`] stops them all.
 
 pub mod config;
+pub mod consumer;
+pub mod outbox;
 pub mod queue;
+pub mod requests;
+pub mod reservations;
 pub mod seed;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::PgPool;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use config::WorkersConfig;
+use seatline_shared::kafka::Topic;
+
+/// How often the hold sweeper looks for expired holds.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Most outbox rows one relay round publishes.
+const RELAY_BATCH: i64 = 1000;
 
 /// Applies migrations; the workers own the schema.
-pub async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     seatline_shared::MIGRATOR
         .run(pool)
         .await
         .context("applying migrations")?;
     Ok(())
+}
+
+/// The running workers of one process.
+pub struct Workers {
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Workers {
+    /// Starts the request consumer, the outbox relay, the hold sweeper and the admitter on
+    /// `pool`. Topics must exist.
+    pub fn start(config: &WorkersConfig, pool: PgPool) -> anyhow::Result<Self> {
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let producer = seatline_shared::kafka::producer(&config.kafka).context("kafka producer")?;
+
+        let handler = Arc::new(requests::RequestHandler {
+            pool: pool.clone(),
+            producer: producer.clone(),
+            kafka: config.kafka.clone(),
+            reservation: config.reservation.clone(),
+        });
+        let settings = consumer::ConsumerSettings {
+            group_id: config.kafka.worker_group.clone(),
+            topics: vec![config.kafka.topic(Topic::ReservationRequests)],
+            batch_size: config.batch_size,
+        };
+        let (kafka, stop) = (config.kafka.clone(), cancel.clone());
+        tasks.spawn(async move {
+            if let Err(err) = consumer::run(kafka, settings, handler, stop.clone()).await {
+                tracing::error!(error = format!("{err:#}"), "request consumer failed");
+                stop.cancel();
+            }
+        });
+
+        let relay = outbox::relay::Relay {
+            pool: pool.clone(),
+            producer,
+            kafka: config.kafka.clone(),
+            batch_size: RELAY_BATCH,
+        };
+        tasks.spawn(relay.run(cancel.clone()));
+        tasks.spawn(reservations::sweeper::run(
+            pool.clone(),
+            SWEEP_INTERVAL,
+            cancel.clone(),
+        ));
+        tasks.spawn(queue::admitter::run(
+            pool,
+            config.queue.clone(),
+            config.admit_interval,
+            cancel.clone(),
+        ));
+        Ok(Self { cancel, tasks })
+    }
+
+    /// Completes when any worker stopped on its own (a fatal error) or `stop` was called.
+    pub async fn stopped(&self) {
+        self.cancel.cancelled().await;
+    }
+
+    /// Stops every worker and waits for each to finish its current step.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        while let Some(result) = self.tasks.join_next().await {
+            if let Err(err) = result {
+                tracing::error!(error = %err, "a worker task panicked");
+            }
+        }
+    }
 }
 
 /// Runs every worker until `shutdown` completes, then stops them and waits for each.
@@ -38,24 +125,13 @@ pub async fn run(
     seatline_shared::kafka::ensure_topics(&config.kafka, Duration::from_secs(30))
         .await
         .context("creating topics")?;
-
-    let cancel = CancellationToken::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(queue::admitter::run(
-        pool.clone(),
-        config.queue.clone(),
-        config.admit_interval,
-        cancel.clone(),
-    ));
+    let workers = Workers::start(&config, pool.clone())?;
     tracing::info!("seatline-workers running");
-
-    shutdown.await;
-    cancel.cancel();
-    while let Some(result) = tasks.join_next().await {
-        if let Err(err) = result {
-            tracing::error!(error = %err, "a worker task failed");
-        }
+    tokio::select! {
+        () = shutdown => {}
+        () = workers.stopped() => tracing::error!("a worker stopped unexpectedly; shutting down"),
     }
+    workers.stop().await;
     pool.close().await;
     tracing::info!("seatline-workers stopped");
     Ok(())

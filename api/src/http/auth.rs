@@ -97,3 +97,29 @@ impl FromRequestParts<AppState> for Admin {
         Ok(Admin)
     }
 }
+
+/// The user a token belongs to, even after the token ended (completed by a payment, or
+/// expired). Only for reading the user's own request outcomes: a client must be able to read
+/// the result of the payment that completed its token.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenOwner(pub uuid::Uuid);
+
+impl FromRequestParts<AppState> for TokenOwner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let claims = state
+            .tokens
+            .verify(bearer(parts)?)
+            .ok_or(ApiError::Unauthorized("invalid token"))?;
+        let row: Option<(uuid::Uuid,)> =
+            sqlx::query_as("SELECT user_id FROM queue_tokens WHERE id = $1")
+                .bind(claims.token_id)
+                .fetch_optional(&state.db)
+                .await?;
+        match row {
+            Some((user_id,)) if user_id == claims.user_id => Ok(TokenOwner(user_id)),
+            _ => Err(ApiError::Unauthorized("invalid token")),
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //!
 //! - [`queue`]: waiting-queue tokens. - [`catalog`]: concerts, dates, seats.
 //! - [`points`]: balance and charges. - [`admin`]: catalog management.
+//! - [`reservations`]: submitting reservation requests and reading their outcome.
 //! - [`health`]: liveness and readiness. - [`openapi`]: the generated document.
 //! - [`error`]: the one error type and its problem+json mapping. - [`extract`], [`auth`]:
 //!   extractors that reject with that error type.
@@ -15,6 +16,7 @@ pub mod health;
 pub mod openapi;
 pub mod points;
 pub mod queue;
+pub mod reservations;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -46,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/client/{clientId}/balance", get(points::balance))
         .route("/user/{userId}/charge", patch(points::charge))
+        .route("/reservation", post(reservations::submit))
+        .route("/reservation/{requestId}", get(reservations::status))
         .route("/admin/concerts", post(admin::create_concert))
         .route("/admin/concerts/{id}/dates", post(admin::create_date))
         .route(

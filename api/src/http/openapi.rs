@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, catalog, health, points, queue};
+use super::{admin, catalog, health, points, queue, reservations};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,6 +13,7 @@ use super::{admin, catalog, health, points, queue};
         queue::issue, queue::status,
         catalog::list_concerts, catalog::list_dates, catalog::list_seats,
         points::balance, points::charge,
+        reservations::submit, reservations::status,
         admin::create_concert, admin::create_date,
     ),
     components(schemas(super::error::Problem)),
@@ -21,6 +22,7 @@ use super::{admin, catalog, health, points, queue};
         (name = "queue", description = "Waiting queue tokens"),
         (name = "catalog", description = "Concerts, dates and seats (ACTIVE token)"),
         (name = "points", description = "Point balance"),
+        (name = "reservations", description = "Seat reservation requests (ACTIVE token), decided asynchronously"),
         (name = "admin", description = "Catalog management (ADMIN_TOKEN)"),
         (name = "health", description = "Liveness and readiness"),
     )

@@ -1,0 +1,281 @@
+//! Seat reservation: submit a request (202, decided asynchronously by the workers) and read its
+//! outcome, optionally long-polling until it is known.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use seatline_shared::catalog;
+use seatline_shared::domain::RequestKind;
+use seatline_shared::kafka::{seat_key, Topic};
+use seatline_shared::messages::{ReservationRequested, RESERVATION_REQUESTED};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::auth::{ActiveToken, TokenOwner};
+use super::error::{ApiError, Problem};
+use super::extract::{Json, Path, Query};
+use super::points::idempotency_key;
+use crate::state::AppState;
+use crate::submit::{self, NewRequest, Outgoing};
+
+/// Longest long poll, in seconds.
+pub const MAX_WAIT_SECS: u64 = 30;
+
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReservationRequest {
+    pub concert_date_id: i64,
+    pub seat_no: i32,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    pub request_id: Uuid,
+    /// Always PENDING.
+    pub status: &'static str,
+    pub status_url: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WaitParams {
+    /// Seconds to wait for the outcome (0 to 30); the answer comes as soon as it is known.
+    #[serde(default)]
+    pub wait: u64,
+}
+
+impl WaitParams {
+    pub fn duration(&self) -> Result<Duration, ApiError> {
+        if self.wait > MAX_WAIT_SECS {
+            return Err(ApiError::BadRequest(format!(
+                "wait must be from 0 to {MAX_WAIT_SECS} seconds"
+            )));
+        }
+        Ok(Duration::from_secs(self.wait))
+    }
+}
+
+/// The outcome of a reservation request.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationStatus {
+    pub request_id: Uuid,
+    /// PENDING, HELD or REJECTED.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concert_date_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat_no: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The reservation now: HELD, CONFIRMED (paid) or EXPIRED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation_status: Option<String>,
+}
+
+pub fn accepted(request_id: Uuid, status_url: String) -> Response {
+    let location = status_url.clone();
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            request_id,
+            status: "PENDING",
+            status_url,
+        }),
+    )
+        .into_response();
+    if let Ok(value) = location.parse() {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+pub fn traceparent(headers: &HeaderMap) -> String {
+    seatline_shared::telemetry::traceparent_or_new(
+        headers.get("traceparent").and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// Ask for a seat. Answers 202 once the request is durably queued; poll `statusUrl`.
+#[utoipa::path(post, path = "/reservation", tag = "reservations", security(("queueToken" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key gives the same requestId")),
+    request_body = ReservationRequest,
+    responses(
+        (status = 202, body = Accepted),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "still waiting in line", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such date or seat", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Kafka cannot take the request now; see Retry-After", body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn submit(
+    State(state): State<AppState>,
+    ActiveToken(token): ActiveToken,
+    headers: HeaderMap,
+    Json(request): Json<ReservationRequest>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    if catalog::seat_price(&state.db, request.concert_date_id, request.seat_no)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!(
+            "concert date {} has no seat {}",
+            request.concert_date_id, request.seat_no
+        )));
+    }
+    let recorded = submit::record(
+        &state,
+        &NewRequest {
+            id: Uuid::now_v7(),
+            kind: RequestKind::Reservation,
+            user_id: token.user_id,
+            idempotency_key: key,
+            payload: serde_json::to_value(&request).expect("serialisable"),
+        },
+    )
+    .await?;
+    let message = ReservationRequested {
+        request_id: recorded.id,
+        user_id: token.user_id,
+        concert_date_id: request.concert_date_id,
+        seat_no: request.seat_no,
+        submitted_at: recorded.submitted_at,
+    };
+    let traceparent = traceparent(&headers);
+    let seat = seat_key(request.concert_date_id, request.seat_no);
+    submit::publish(
+        &state,
+        Outgoing {
+            topic: Topic::ReservationRequests,
+            key: &seat,
+            request_id: recorded.id,
+            message_type: RESERVATION_REQUESTED,
+            body: serde_json::to_vec(&message).expect("serialisable"),
+            traceparent: &traceparent,
+            repeated: recorded.repeated,
+        },
+    )
+    .await?;
+    tracing::info!(request_id = %recorded.id, user_id = %token.user_id, seat = %seat, trace_id = seatline_shared::telemetry::trace_id(&traceparent), "reservation request queued");
+    Ok(accepted(
+        recorded.id,
+        format!("/reservation/{}", recorded.id),
+    ))
+}
+
+#[derive(sqlx::FromRow)]
+struct StatusRow {
+    user_id: Uuid,
+    outcome: Option<String>,
+    reason: Option<String>,
+    reservation_id: Option<Uuid>,
+    concert_date_id: Option<i64>,
+    seat_no: Option<i32>,
+    price: Option<i64>,
+    expires_at: Option<DateTime<Utc>>,
+    reservation_status: Option<String>,
+}
+
+async fn load_status(
+    state: &AppState,
+    request_id: Uuid,
+    user_id: Uuid,
+) -> Result<ReservationStatus, ApiError> {
+    let row: Option<StatusRow> = sqlx::query_as(
+        "SELECT q.user_id, p.outcome, p.reason, p.reservation_id,
+                r.concert_date_id, r.seat_no, r.price, r.expires_at, r.status AS reservation_status
+         FROM requests q
+         LEFT JOIN processed_requests p ON p.request_id = q.id
+         LEFT JOIN reservations r ON r.id = p.reservation_id
+         WHERE q.id = $1 AND q.kind = 'RESERVATION'",
+    )
+    .bind(request_id)
+    .fetch_optional(&state.db)
+    .await?;
+    // Another user's request is indistinguishable from one that does not exist.
+    let row = row
+        .filter(|r| r.user_id == user_id)
+        .ok_or_else(|| ApiError::NotFound(format!("reservation request {request_id} not found")))?;
+    let status = match row.outcome.as_deref() {
+        None => "PENDING",
+        Some("HELD") => "HELD",
+        Some(_) => "REJECTED",
+    };
+    Ok(ReservationStatus {
+        request_id,
+        status,
+        reason: row.reason,
+        reservation_id: row.reservation_id,
+        concert_date_id: row.concert_date_id,
+        seat_no: row.seat_no,
+        price: row.price,
+        expires_at: row.expires_at,
+        reservation_status: row.reservation_status,
+    })
+}
+
+/// Loads a status, and if it is still pending, waits up to `wait` for the completion event
+/// that answers it, then loads again.
+pub async fn long_poll<T, F, Fut>(
+    state: &AppState,
+    id: Uuid,
+    wait: Duration,
+    pending: fn(&T) -> bool,
+    load: F,
+) -> Result<T, ApiError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    if wait.is_zero() {
+        return load().await;
+    }
+    let notify = state.waiters.register(id);
+    let notified = notify.notified();
+    tokio::pin!(notified);
+    // Registered before the read: an event arriving in between still wakes us.
+    notified.as_mut().enable();
+    let first = load().await?;
+    if !pending(&first) {
+        return Ok(first);
+    }
+    let _ = tokio::time::timeout(wait, notified).await;
+    load().await
+}
+
+/// The outcome of a reservation request. `?wait=N` waits up to N seconds for it.
+#[utoipa::path(get, path = "/reservation/{requestId}", tag = "reservations", security(("queueToken" = [])),
+    params(("requestId" = Uuid, Path), WaitParams),
+    responses(
+        (status = 200, body = ReservationStatus),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown, or another user's", body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn status(
+    State(state): State<AppState>,
+    TokenOwner(user_id): TokenOwner,
+    Path(request_id): Path<Uuid>,
+    Query(params): Query<WaitParams>,
+) -> Result<Json<ReservationStatus>, ApiError> {
+    let wait = params.duration()?;
+    let status = long_poll(
+        &state,
+        request_id,
+        wait,
+        |s: &ReservationStatus| s.status == "PENDING",
+        || load_status(&state, request_id, user_id),
+    )
+    .await?;
+    Ok(Json(status))
+}

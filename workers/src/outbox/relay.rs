@@ -1,0 +1,234 @@
+//! The outbox relay: publishes committed outbox rows to the event topics as CloudEvents.
+//!
+//! One round claims the oldest unpublished rows in `seq` order, publishes them all with the
+//! idempotent producer, waits for every ack, then marks them published and commits. Killed
+//! between publish and mark, the rows are published again by the next round: duplicates carry
+//! the same event id, and nothing is lost (at least once).
+//!
+//! Per-key order with several relay instances: a round runs under a transaction-scoped advisory
+//! lock, so one instance publishes at a time, in `seq` order, and a round starts only after the
+//! previous one's acks. The others stand by.
+//!
+//! A committed decision notifies the relay (`LISTEN`), so events leave within milliseconds; a
+//! slow poll covers missed notifications. While Kafka or PostgreSQL is down, rounds are retried
+//! with exponential backoff.
+
+use std::time::Duration;
+
+use backoff::backoff::Backoff;
+use backoff::ExponentialBackoff;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use seatline_shared::config::KafkaConfig;
+use seatline_shared::events::{self, headers as ce};
+use seatline_shared::kafka::headers;
+
+use super::NOTIFY_CHANNEL;
+
+/// Advisory lock key of the one active relay.
+const RELAY_LOCK: i64 = 0x5EA7_0002;
+/// How often the relay looks without a notification.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An outbox row as the relay reads it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub seq: i64,
+    pub id: Uuid,
+    pub aggregatetype: String,
+    pub aggregateid: String,
+    #[sqlx(rename = "type")]
+    pub event_type: String,
+    pub payload: serde_json::Value,
+    pub traceparent: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct Relay {
+    pub pool: PgPool,
+    pub producer: FutureProducer,
+    pub kafka: KafkaConfig,
+    pub batch_size: i64,
+}
+
+/// Claims the oldest unpublished rows, in `seq` order, locking them in the caller's transaction.
+pub async fn claim(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<OutboxRow>> {
+    sqlx::query_as(
+        "SELECT seq, id, aggregatetype, aggregateid, type, payload, traceparent, created_at
+         FROM outbox WHERE published_at IS NULL
+         ORDER BY seq LIMIT $1
+         FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Publishes rows in order as binary-mode CloudEvents and waits for every ack.
+pub async fn publish(
+    producer: &FutureProducer,
+    kafka: &KafkaConfig,
+    rows: &[OutboxRow],
+) -> anyhow::Result<()> {
+    let mut deliveries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let topic = kafka.topic(events::topic_for(&row.event_type));
+        let id = row.id.to_string();
+        let ce_type = events::cloud_event_type(&row.event_type);
+        let subject = format!("{}/{}", row.aggregatetype, row.aggregateid);
+        let time = row.created_at.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let payload = serde_json::to_vec(&row.payload)?;
+        let mut hdrs = OwnedHeaders::new_with_capacity(10)
+            .insert(Header {
+                key: ce::SPECVERSION,
+                value: Some(events::SPEC_VERSION),
+            })
+            .insert(Header {
+                key: ce::ID,
+                value: Some(id.as_str()),
+            })
+            .insert(Header {
+                key: ce::SOURCE,
+                value: Some(events::SOURCE),
+            })
+            .insert(Header {
+                key: ce::TYPE,
+                value: Some(ce_type.as_str()),
+            })
+            .insert(Header {
+                key: ce::SUBJECT,
+                value: Some(subject.as_str()),
+            })
+            .insert(Header {
+                key: ce::TIME,
+                value: Some(time.as_str()),
+            })
+            .insert(Header {
+                key: ce::CONTENT_TYPE,
+                value: Some(events::CONTENT_TYPE),
+            });
+        if let Some(tp) = &row.traceparent {
+            hdrs = hdrs
+                .insert(Header {
+                    key: ce::TRACEPARENT,
+                    value: Some(tp.as_str()),
+                })
+                .insert(Header {
+                    key: headers::TRACEPARENT,
+                    value: Some(tp.as_str()),
+                });
+        }
+        let record = FutureRecord::to(&topic)
+            .key(&row.aggregateid)
+            .payload(&payload)
+            .headers(hdrs);
+        deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
+    }
+    for delivery in deliveries {
+        delivery
+            .await
+            .map_err(|_| anyhow::anyhow!("event delivery cancelled"))?
+            .map_err(|(e, _)| e)?;
+    }
+    Ok(())
+}
+
+impl Relay {
+    /// One round. Returns how many events were published (0 when another instance holds the
+    /// relay lock or nothing is pending).
+    pub async fn relay_once(&self) -> anyhow::Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(0);
+        }
+        let rows = claim(&mut tx, self.batch_size).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        publish(&self.producer, &self.kafka, &rows).await?;
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")
+            .bind(&seqs)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
+    /// Publishes until nothing is pending.
+    pub async fn drain(&self) -> anyhow::Result<usize> {
+        let mut total = 0;
+        loop {
+            let n = self.relay_once().await?;
+            total += n;
+            if (n as i64) < self.batch_size {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Runs until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = ExponentialBackoff {
+            initial_interval: Duration::from_millis(100),
+            max_interval: Duration::from_secs(5),
+            max_elapsed_time: None,
+            ..ExponentialBackoff::default()
+        };
+        let mut listener: Option<PgListener> = None;
+        loop {
+            if listener.is_none() {
+                listener = listen(&self.pool).await;
+            }
+            let wait = match self.drain().await {
+                Ok(_) => {
+                    backoff.reset();
+                    POLL_INTERVAL
+                }
+                Err(err) => {
+                    let delay = backoff.next_backoff().unwrap_or(Duration::from_secs(5));
+                    tracing::warn!(error = format!("{err:#}"), retry_in = ?delay, "outbox relay round failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    continue;
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                notified = recv(&mut listener) => {
+                    if !notified {
+                        listener = None;
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        tracing::info!("outbox relay stopped");
+    }
+}
+
+async fn listen(pool: &PgPool) -> Option<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await.ok()?;
+    listener.listen(NOTIFY_CHANNEL).await.ok()?;
+    Some(listener)
+}
+
+/// Waits for a notification; false when the listener is gone (the caller reconnects).
+async fn recv(listener: &mut Option<PgListener>) -> bool {
+    match listener {
+        Some(l) => l.recv().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,97 @@
+//! The request workers: the batch handler behind the ordered consumer. A batch comes from one
+//! partition of one request topic; it is parsed, decided in one transaction, and committed.
+//! Messages that cannot be decided go to the dead-letter topic before that commit, so the
+//! partition moves on.
+
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use serde::de::DeserializeOwned;
+use sqlx::PgPool;
+
+use seatline_shared::config::{KafkaConfig, ReservationConfig};
+use seatline_shared::kafka::{header_str, headers, Topic};
+use seatline_shared::messages::ReservationRequested;
+
+use crate::consumer::dead_letter::{self, Poison};
+use crate::consumer::BatchHandler;
+use crate::reservations::{self, Outcome};
+
+/// A parsed request with where it came from.
+#[derive(Debug, Clone)]
+pub struct Incoming<T> {
+    pub message: T,
+    /// Index in the batch, to find the original message again.
+    pub index: usize,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub traceparent: Option<String>,
+}
+
+fn parse<T: DeserializeOwned>(index: usize, m: &OwnedMessage) -> Result<Incoming<T>, String> {
+    let payload = m.payload().ok_or("empty message")?;
+    let message =
+        serde_json::from_slice(payload).map_err(|e| format!("unparseable request: {e}"))?;
+    Ok(Incoming {
+        message,
+        index,
+        topic: m.topic().to_owned(),
+        partition: m.partition(),
+        offset: m.offset(),
+        traceparent: header_str(m.headers(), headers::TRACEPARENT),
+    })
+}
+
+/// Decides reservation and payment requests.
+pub struct RequestHandler {
+    pub pool: PgPool,
+    /// For the dead-letter topic.
+    pub producer: FutureProducer,
+    pub kafka: KafkaConfig,
+    pub reservation: ReservationConfig,
+}
+
+impl RequestHandler {
+    async fn handle_reservations(&self, batch: &[OwnedMessage]) -> anyhow::Result<()> {
+        let mut poison = Vec::new();
+        let mut parsed = Vec::with_capacity(batch.len());
+        for (index, m) in batch.iter().enumerate() {
+            match parse::<ReservationRequested>(index, m) {
+                Ok(incoming) => parsed.push(incoming),
+                Err(error) => poison.push(Poison { message: m, error }),
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        let outcomes = if parsed.is_empty() {
+            Vec::new()
+        } else {
+            reservations::decide(&mut tx, &parsed, &self.reservation).await?
+        };
+        for (incoming, outcome) in parsed.iter().zip(&outcomes) {
+            if *outcome == Outcome::UnknownUser {
+                poison.push(Poison {
+                    message: &batch[incoming.index],
+                    error: "unknown user".into(),
+                });
+            }
+            tracing::debug!(request_id = %incoming.message.request_id, ?outcome, "reservation decided");
+        }
+        dead_letter::publish(&self.producer, &self.kafka, &poison).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl BatchHandler for RequestHandler {
+    async fn handle(&self, batch: &[OwnedMessage]) -> anyhow::Result<()> {
+        let Some(first) = batch.first() else {
+            return Ok(());
+        };
+        let topic = first.topic();
+        if topic == self.kafka.topic(Topic::ReservationRequests) {
+            self.handle_reservations(batch).await
+        } else {
+            anyhow::bail!("no handler for topic {topic}")
+        }
+    }
+}

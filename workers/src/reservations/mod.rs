@@ -1,0 +1,420 @@
+//! Where a reservation is decided.
+//!
+//! A batch of requests from one partition is decided in one transaction, in offset order, with
+//! set-based statements: lock the batch's seats (sorted), then its users (sorted), read which
+//! requests are already decided, the seats' live reservations and the users' live holds, decide
+//! in memory, then write reservations, inbox rows and outbox events in one statement each.
+//!
+//! Lock order (seats, then users, each sorted) is the same for payments, so concurrent batches
+//! of the two topics cannot deadlock.
+
+pub mod sweeper;
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+use seatline_shared::config::ReservationConfig;
+use seatline_shared::domain::RejectReason;
+use seatline_shared::kafka::seat_key;
+use seatline_shared::messages::{
+    aggregate_types, event_types, ReservationExpired, ReservationHeld, ReservationRejected,
+    ReservationRequested,
+};
+use seatline_shared::queue::to_chrono;
+
+use crate::outbox::{self, NewEvent};
+use crate::requests::Incoming;
+
+/// What happened to one request of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Held {
+        reservation_id: Uuid,
+        price: i64,
+        expires_at: DateTime<Utc>,
+    },
+    Rejected(RejectReason),
+    /// Decided before (redelivery or replay): nothing changed.
+    AlreadyDecided,
+    /// The user does not exist; the message goes to the dead-letter topic.
+    UnknownUser,
+}
+
+pub type SeatRef = (i64, i32);
+
+#[derive(Debug, sqlx::FromRow)]
+struct SeatRow {
+    concert_date_id: i64,
+    seat_no: i32,
+    price: i64,
+    on_sale: bool,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct LiveReservation {
+    id: Uuid,
+    user_id: Uuid,
+    concert_date_id: i64,
+    seat_no: i32,
+    status: String,
+    expires_at: DateTime<Utc>,
+}
+
+/// Locks the seats in a stable order. Every decider locks seats before users.
+pub async fn lock_seats(conn: &mut PgConnection, seats: &[SeatRef]) -> sqlx::Result<()> {
+    let mut sorted: Vec<SeatRef> = seats.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let (dates, numbers): (Vec<i64>, Vec<i32>) = sorted.into_iter().unzip();
+    sqlx::query(
+        "SELECT 1 FROM seats s
+         JOIN unnest($1::bigint[], $2::int[]) AS k(d, n) ON s.concert_date_id = k.d AND s.seat_no = k.n
+         ORDER BY s.concert_date_id, s.seat_no
+         FOR UPDATE OF s",
+    )
+    .bind(&dates)
+    .bind(&numbers)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Locks the users in a stable order and returns those that exist.
+pub async fn lock_users(conn: &mut PgConnection, users: &[Uuid]) -> sqlx::Result<HashSet<Uuid>> {
+    let mut sorted = users.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let rows: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&sorted)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Request ids of the batch that the inbox already holds.
+pub async fn already_processed(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> sqlx::Result<HashSet<Uuid>> {
+    let rows: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT request_id FROM processed_requests WHERE request_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// The transaction's clock, used for every time comparison and stamp of the batch.
+pub async fn db_now(conn: &mut PgConnection) -> sqlx::Result<DateTime<Utc>> {
+    let (now,): (DateTime<Utc>,) = sqlx::query_as("SELECT now()").fetch_one(conn).await?;
+    Ok(now)
+}
+
+/// Decides a batch inside `tx`; the caller commits. Outcomes are in batch order.
+pub async fn decide(
+    tx: &mut Transaction<'_, Postgres>,
+    batch: &[Incoming<ReservationRequested>],
+    config: &ReservationConfig,
+) -> sqlx::Result<Vec<Outcome>> {
+    let seats: Vec<SeatRef> = batch
+        .iter()
+        .map(|r| (r.message.concert_date_id, r.message.seat_no))
+        .collect();
+    let users: Vec<Uuid> = batch.iter().map(|r| r.message.user_id).collect();
+    let ids: Vec<Uuid> = batch.iter().map(|r| r.message.request_id).collect();
+
+    lock_seats(tx, &seats).await?;
+    let known_users = lock_users(tx, &users).await?;
+    // Read after the locks: a concurrent decider of the same messages has committed by now.
+    let mut decided = already_processed(tx, &ids).await?;
+    let now = db_now(tx).await?;
+    let expires_at = now + to_chrono(config.hold_ttl);
+
+    let (dates, numbers): (Vec<i64>, Vec<i32>) = seats.iter().copied().unzip();
+    let seat_rows: Vec<SeatRow> = sqlx::query_as(
+        "SELECT s.concert_date_id, s.seat_no, s.price,
+                (d.sales_open_at <= $3 AND $3 < d.sales_close_at) AS on_sale
+         FROM seats s
+         JOIN concert_dates d ON d.id = s.concert_date_id
+         JOIN unnest($1::bigint[], $2::int[]) AS k(d, n) ON s.concert_date_id = k.d AND s.seat_no = k.n",
+    )
+    .bind(&dates)
+    .bind(&numbers)
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    let seat_info: HashMap<SeatRef, SeatRow> = seat_rows
+        .into_iter()
+        .map(|s| ((s.concert_date_id, s.seat_no), s))
+        .collect();
+
+    let live: Vec<LiveReservation> = sqlx::query_as(
+        "SELECT r.id, r.user_id, r.concert_date_id, r.seat_no, r.status, r.expires_at
+         FROM reservations r
+         JOIN unnest($1::bigint[], $2::int[]) AS k(d, n) ON r.concert_date_id = k.d AND r.seat_no = k.n
+         WHERE r.status IN ('HELD', 'CONFIRMED')",
+    )
+    .bind(&dates)
+    .bind(&numbers)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut live_by_seat: HashMap<SeatRef, LiveReservation> = live
+        .into_iter()
+        .map(|r| ((r.concert_date_id, r.seat_no), r))
+        .collect();
+
+    let hold_counts: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT user_id, count(*) FROM reservations
+         WHERE user_id = ANY($1) AND status = 'HELD' AND expires_at > $2
+         GROUP BY user_id",
+    )
+    .bind(&users)
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut holds: HashMap<Uuid, i64> = hold_counts.into_iter().collect();
+
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut new_holds: Vec<(Uuid, &Incoming<ReservationRequested>, i64)> = Vec::new();
+    let mut expired: Vec<LiveReservation> = Vec::new();
+    let mut events: Vec<NewEvent> = Vec::new();
+    let mut inbox: Vec<InboxRow> = Vec::new();
+
+    for incoming in batch {
+        let req = &incoming.message;
+        if !decided.insert(req.request_id) {
+            outcomes.push(Outcome::AlreadyDecided);
+            continue;
+        }
+        if !known_users.contains(&req.user_id) {
+            // Not recorded as decided: it is dead-lettered instead.
+            decided.remove(&req.request_id);
+            outcomes.push(Outcome::UnknownUser);
+            continue;
+        }
+        let seat: SeatRef = (req.concert_date_id, req.seat_no);
+        let outcome = match seat_info.get(&seat) {
+            None => Outcome::Rejected(RejectReason::SeatNotFound),
+            Some(info) if !info.on_sale => Outcome::Rejected(RejectReason::SalesClosed),
+            Some(info) => {
+                // A hold past its expiry frees the seat now, whether or not the sweeper ran.
+                if let Some(current) = live_by_seat.get(&seat) {
+                    if current.status == "HELD" && current.expires_at <= now {
+                        expired.push(live_by_seat.remove(&seat).expect("present"));
+                    }
+                }
+                if live_by_seat.contains_key(&seat) {
+                    Outcome::Rejected(RejectReason::SeatTaken)
+                } else if holds.get(&req.user_id).copied().unwrap_or(0) >= config.max_holds_per_user
+                {
+                    Outcome::Rejected(RejectReason::HoldLimit)
+                } else {
+                    let reservation_id = Uuid::now_v7();
+                    *holds.entry(req.user_id).or_default() += 1;
+                    live_by_seat.insert(
+                        seat,
+                        LiveReservation {
+                            id: reservation_id,
+                            user_id: req.user_id,
+                            concert_date_id: seat.0,
+                            seat_no: seat.1,
+                            status: "HELD".into(),
+                            expires_at,
+                        },
+                    );
+                    new_holds.push((reservation_id, incoming, info.price));
+                    Outcome::Held {
+                        reservation_id,
+                        price: info.price,
+                        expires_at,
+                    }
+                }
+            }
+        };
+        let key = seat_key(seat.0, seat.1);
+        match &outcome {
+            Outcome::Held {
+                reservation_id,
+                price,
+                expires_at,
+            } => {
+                events.push(NewEvent::new(
+                    aggregate_types::SEAT,
+                    key,
+                    event_types::RESERVATION_HELD,
+                    &ReservationHeld {
+                        request_id: req.request_id,
+                        reservation_id: *reservation_id,
+                        user_id: req.user_id,
+                        concert_date_id: seat.0,
+                        seat_no: seat.1,
+                        price: *price,
+                        expires_at: *expires_at,
+                    },
+                    incoming.traceparent.clone(),
+                ));
+                inbox.push(InboxRow::new(incoming, "HELD", None, Some(*reservation_id)));
+            }
+            Outcome::Rejected(reason) => {
+                events.push(NewEvent::new(
+                    aggregate_types::SEAT,
+                    key,
+                    event_types::RESERVATION_REJECTED,
+                    &ReservationRejected {
+                        request_id: req.request_id,
+                        user_id: req.user_id,
+                        concert_date_id: seat.0,
+                        seat_no: seat.1,
+                        reason: *reason,
+                    },
+                    incoming.traceparent.clone(),
+                ));
+                inbox.push(InboxRow::new(
+                    incoming,
+                    "REJECTED",
+                    Some(reason.as_str()),
+                    None,
+                ));
+            }
+            Outcome::AlreadyDecided | Outcome::UnknownUser => {}
+        }
+        outcomes.push(outcome);
+    }
+
+    // Expiries first: they free the seats the new holds take (the unique index checks each row).
+    if !expired.is_empty() {
+        let ids: Vec<Uuid> = expired.iter().map(|r| r.id).collect();
+        sqlx::query(
+            "UPDATE reservations SET status = 'EXPIRED', expired_at = $2 WHERE id = ANY($1) AND status = 'HELD'",
+        )
+        .bind(&ids)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        let expiry_events: Vec<NewEvent> = expired.iter().map(|r| expired_event(r, now)).collect();
+        outbox::write(tx, &expiry_events).await?;
+    }
+    insert_holds(tx, &new_holds, now, expires_at).await?;
+    insert_inbox(tx, &inbox).await?;
+    outbox::write(tx, &events).await?;
+    Ok(outcomes)
+}
+
+fn expired_event(r: &LiveReservation, now: DateTime<Utc>) -> NewEvent {
+    NewEvent::new(
+        aggregate_types::SEAT,
+        seat_key(r.concert_date_id, r.seat_no),
+        event_types::RESERVATION_EXPIRED,
+        &ReservationExpired {
+            reservation_id: r.id,
+            user_id: r.user_id,
+            concert_date_id: r.concert_date_id,
+            seat_no: r.seat_no,
+            expired_at: now,
+        },
+        None,
+    )
+}
+
+async fn insert_holds(
+    conn: &mut PgConnection,
+    holds: &[(Uuid, &Incoming<ReservationRequested>, i64)],
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    if holds.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = holds.iter().map(|h| h.0).collect();
+    let request_ids: Vec<Uuid> = holds.iter().map(|h| h.1.message.request_id).collect();
+    let users: Vec<Uuid> = holds.iter().map(|h| h.1.message.user_id).collect();
+    let dates: Vec<i64> = holds.iter().map(|h| h.1.message.concert_date_id).collect();
+    let seats: Vec<i32> = holds.iter().map(|h| h.1.message.seat_no).collect();
+    let prices: Vec<i64> = holds.iter().map(|h| h.2).collect();
+    sqlx::query(
+        "INSERT INTO reservations (id, request_id, user_id, concert_date_id, seat_no, price, status, held_at, expires_at)
+         SELECT id, request_id, user_id, d, n, price, 'HELD', $7, $8
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::int[], $6::bigint[])
+              AS h(id, request_id, user_id, d, n, price)",
+    )
+    .bind(&ids)
+    .bind(&request_ids)
+    .bind(&users)
+    .bind(&dates)
+    .bind(&seats)
+    .bind(&prices)
+    .bind(now)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One inbox (`processed_requests`) row.
+#[derive(Debug)]
+pub struct InboxRow {
+    pub request_id: Uuid,
+    pub kind: &'static str,
+    pub user_id: Uuid,
+    pub outcome: &'static str,
+    pub reason: Option<&'static str>,
+    pub reservation_id: Option<Uuid>,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub submitted_at: DateTime<Utc>,
+}
+
+impl InboxRow {
+    fn new(
+        incoming: &Incoming<ReservationRequested>,
+        outcome: &'static str,
+        reason: Option<&'static str>,
+        reservation_id: Option<Uuid>,
+    ) -> Self {
+        Self {
+            request_id: incoming.message.request_id,
+            kind: "RESERVATION",
+            user_id: incoming.message.user_id,
+            outcome,
+            reason,
+            reservation_id,
+            topic: incoming.topic.clone(),
+            partition: incoming.partition,
+            offset: incoming.offset,
+            submitted_at: incoming.message.submitted_at,
+        }
+    }
+}
+
+/// Records decided requests. A plain insert: if another consumer decided one of them
+/// meanwhile, the primary key aborts this transaction and the batch is retried.
+pub async fn insert_inbox(conn: &mut PgConnection, rows: &[InboxRow]) -> sqlx::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO processed_requests
+             (request_id, kind, user_id, outcome, reason, reservation_id, source_topic, source_partition,
+              source_offset, submitted_at)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::uuid[],
+                              $7::text[], $8::int[], $9::bigint[], $10::timestamptz[])",
+    )
+    .bind(rows.iter().map(|r| r.request_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.outcome).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.reason).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.reservation_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.topic.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.partition).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.offset).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.submitted_at).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}

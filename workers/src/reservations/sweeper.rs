@@ -1,0 +1,101 @@
+//! The hold sweeper: marks holds past `expires_at` EXPIRED and writes `reservation.expired`.
+//!
+//! A seat is reservable again the moment its hold expires (deciders judge by `expires_at`);
+//! the sweeper only makes the state and the event visible within a few seconds when nobody asks
+//! for the seat. It takes seat locks with SKIP LOCKED, so it never waits on a decider: a busy
+//! seat is swept next round, or expired by the decider itself.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use seatline_shared::kafka::seat_key;
+use seatline_shared::messages::{aggregate_types, event_types, ReservationExpired};
+
+use crate::outbox::{self, NewEvent};
+
+const BATCH: i64 = 500;
+
+#[derive(sqlx::FromRow)]
+struct Expired {
+    id: Uuid,
+    user_id: Uuid,
+    concert_date_id: i64,
+    seat_no: i32,
+    expired_at: DateTime<Utc>,
+}
+
+/// One sweep of up to `BATCH` expired holds. Returns how many were expired.
+pub async fn sweep_once(pool: &PgPool) -> sqlx::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let expired: Vec<Expired> = sqlx::query_as(
+        "WITH due AS (
+             SELECT s.concert_date_id, s.seat_no
+             FROM reservations r
+             JOIN seats s ON s.concert_date_id = r.concert_date_id AND s.seat_no = r.seat_no
+             WHERE r.status = 'HELD' AND r.expires_at <= now()
+             ORDER BY r.expires_at
+             LIMIT $1
+             FOR UPDATE OF s SKIP LOCKED
+         )
+         UPDATE reservations r SET status = 'EXPIRED', expired_at = now()
+         FROM due
+         WHERE r.concert_date_id = due.concert_date_id AND r.seat_no = due.seat_no
+           AND r.status = 'HELD' AND r.expires_at <= now()
+         RETURNING r.id, r.user_id, r.concert_date_id, r.seat_no, r.expired_at",
+    )
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    let events: Vec<NewEvent> = expired
+        .iter()
+        .map(|r| {
+            NewEvent::new(
+                aggregate_types::SEAT,
+                seat_key(r.concert_date_id, r.seat_no),
+                event_types::RESERVATION_EXPIRED,
+                &ReservationExpired {
+                    reservation_id: r.id,
+                    user_id: r.user_id,
+                    concert_date_id: r.concert_date_id,
+                    seat_no: r.seat_no,
+                    expired_at: r.expired_at,
+                },
+                None,
+            )
+        })
+        .collect();
+    outbox::write(&mut tx, &events).await?;
+    tx.commit().await?;
+    Ok(expired.len())
+}
+
+/// Sweeps every `interval` until `shutdown`.
+pub async fn run(pool: PgPool, interval: Duration, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        loop {
+            match sweep_once(&pool).await {
+                Ok(n) if n as i64 == BATCH => continue,
+                Ok(0) => break,
+                Ok(n) => {
+                    tracing::info!(expired = n, "expired holds swept");
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "hold sweep failed; retrying next tick");
+                    break;
+                }
+            }
+        }
+    }
+    tracing::info!("hold sweeper stopped");
+}
