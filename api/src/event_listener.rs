@@ -52,7 +52,19 @@ pub async fn connect(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {
         config.topic(Topic::PaymentEvents),
     ];
     let consumer = tokio::task::spawn_blocking(move || -> anyhow::Result<StreamConsumer> {
-        let tpl = assignment(&consumer, &topics)?;
+        // Right after topics are created, offset look-ups may briefly fail (no leader yet).
+        let mut attempts = 0;
+        let tpl = loop {
+            match assignment(&consumer, &topics) {
+                Ok(tpl) => break tpl,
+                Err(err) if attempts < 25 => {
+                    attempts += 1;
+                    tracing::debug!(error = %err, "event listener assignment not ready; retrying");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(err) => return Err(err),
+            }
+        };
         consumer.assign(&tpl)?;
         Ok(consumer)
     })
@@ -60,15 +72,41 @@ pub async fn connect(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {
     Ok(consumer)
 }
 
-/// Runs until `shutdown`, reconnecting with a pause when Kafka is unavailable.
+/// Wakes waiters from `consumer` until `shutdown`. librdkafka reconnects by itself, so a
+/// broker outage only pauses it.
+pub async fn listen(consumer: &StreamConsumer, waiters: &Waiters, shutdown: &CancellationToken) {
+    loop {
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = consumer.recv() => r,
+        };
+        match received {
+            Ok(message) => {
+                if let Some(id) = ReceivedEvent::decode(&message).and_then(|e| e.request_id()) {
+                    waiters.wake(id);
+                }
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "event listener error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Runs until `shutdown`, retrying the connection with a pause while Kafka is unavailable.
 pub async fn run(config: KafkaConfig, waiters: Waiters, shutdown: CancellationToken) {
     loop {
-        let consumer = tokio::select! {
+        let connected = tokio::select! {
             _ = shutdown.cancelled() => return,
             c = connect(&config) => c,
         };
-        let consumer = match consumer {
-            Ok(c) => c,
+        match connected {
+            Ok(consumer) => {
+                tracing::info!("event listener assigned");
+                listen(&consumer, &waiters, &shutdown).await;
+                return;
+            }
             Err(err) => {
                 tracing::warn!(
                     error = format!("{err:#}"),
@@ -76,25 +114,7 @@ pub async fn run(config: KafkaConfig, waiters: Waiters, shutdown: CancellationTo
                 );
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
-                }
-            }
-        };
-        tracing::info!("event listener assigned");
-        loop {
-            let received = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = consumer.recv() => r,
-            };
-            match received {
-                Ok(message) => {
-                    if let Some(id) = ReceivedEvent::decode(&message).and_then(|e| e.request_id()) {
-                        waiters.wake(id);
-                    }
-                }
-                Err(err) => {
-                    tracing::debug!(error = %err, "event listener error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
             }
         }

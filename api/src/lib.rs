@@ -17,6 +17,8 @@ pub mod event_listener;
 pub mod http;
 pub mod state;
 pub mod submit;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
 pub mod waiters;
 

@@ -1,10 +1,8 @@
 //! Bad input of every kind gets a 4xx problem+json answer and writes nothing.
 
-mod common;
-
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::TestApp;
+use seatline_api::testing::TestApp;
 use sqlx::PgPool;
 
 /// Row counts of every table a request could write.

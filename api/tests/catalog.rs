@@ -1,9 +1,7 @@
 //! The catalog for admitted users, and the admin endpoints that fill it.
 
-mod common;
-
 use axum::http::{Method, StatusCode};
-use common::{TestApp, ADMIN_TOKEN};
+use seatline_api::testing::{TestApp, ADMIN_TOKEN};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -21,7 +19,11 @@ async fn create_concert(app: &TestApp, title: &str) -> i64 {
     reply.body["id"].as_i64().unwrap()
 }
 
-async fn create_date(app: &TestApp, concert: i64, body: serde_json::Value) -> common::Reply {
+async fn create_date(
+    app: &TestApp,
+    concert: i64,
+    body: serde_json::Value,
+) -> seatline_api::testing::Reply {
     app.call(
         Method::POST,
         &format!("/admin/concerts/{concert}/dates"),

@@ -1,9 +1,7 @@
 //! Readiness against the real services, and naming the dependency that is down.
 
-mod common;
-
 use axum::http::{Method, StatusCode};
-use common::{config_with, TestApp};
+use seatline_api::testing::{config_with, TestApp};
 use seatline_shared::config::DatabaseConfig;
 use seatline_shared::testing;
 use sqlx::PgPool;

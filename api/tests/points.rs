@@ -1,9 +1,7 @@
 //! Balance and charges through the real router and PostgreSQL.
 
-mod common;
-
 use axum::http::{Method, Request, StatusCode};
-use common::TestApp;
+use seatline_api::testing::TestApp;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;

@@ -1,19 +1,17 @@
 //! The waiting queue through the real router and PostgreSQL: places in line, FIFO admission
 //! within both limits, abandonment and expiry, and token forgery.
 
-mod common;
-
 use std::collections::HashMap;
 
 use axum::http::{Method, StatusCode};
-use common::TestApp;
+use seatline_api::testing::TestApp;
 use seatline_shared::config::QueueConfig;
 use seatline_shared::queue;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-async fn issue(app: &TestApp, user: Uuid) -> common::Reply {
+async fn issue(app: &TestApp, user: Uuid) -> seatline_api::testing::Reply {
     app.call(
         Method::POST,
         "/client/token",

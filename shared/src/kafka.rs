@@ -9,6 +9,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
@@ -131,7 +132,43 @@ pub async fn ensure_topics(config: &KafkaConfig, timeout: Duration) -> anyhow::R
             Err((name, code)) => anyhow::bail!("creating topic {name} failed: {code}"),
         }
     }
-    Ok(())
+    // Creation returns before every partition has a leader; until then produce and offset
+    // look-ups fail with transient errors. Wait, within the same bound, for all of them.
+    let deadline = std::time::Instant::now() + timeout;
+    let probe: std::sync::Arc<BaseConsumer> = std::sync::Arc::new(client_config(config).create()?);
+    loop {
+        let (probe, names) = (probe.clone(), names.clone());
+        // fetch_metadata blocks; keep it off the async workers.
+        let ready = tokio::task::spawn_blocking(move || {
+            names.iter().all(|name| partitions_led(&probe, name))
+        })
+        .await
+        .unwrap_or(false);
+        if ready {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!("topics exist but not every partition has a leader after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// True when the topic is listed and every partition has a leader.
+fn partitions_led(client: &BaseConsumer, topic: &str) -> bool {
+    client
+        .fetch_metadata(Some(topic), Duration::from_secs(2))
+        .ok()
+        .and_then(|m| {
+            m.topics().iter().find(|t| t.name() == topic).map(|t| {
+                t.error().is_none()
+                    && !t.partitions().is_empty()
+                    && t.partitions()
+                        .iter()
+                        .all(|p| p.error().is_none() && p.leader() >= 0)
+            })
+        })
+        .unwrap_or(false)
 }
 
 /// The message key of everything about one seat.

@@ -10,6 +10,7 @@
 
 pub mod sweeper;
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -207,30 +208,31 @@ pub async fn decide(
                         expired.push(live_by_seat.remove(&seat).expect("present"));
                     }
                 }
-                if live_by_seat.contains_key(&seat) {
-                    Outcome::Rejected(RejectReason::SeatTaken)
-                } else if holds.get(&req.user_id).copied().unwrap_or(0) >= config.max_holds_per_user
-                {
-                    Outcome::Rejected(RejectReason::HoldLimit)
-                } else {
-                    let reservation_id = Uuid::now_v7();
-                    *holds.entry(req.user_id).or_default() += 1;
-                    live_by_seat.insert(
-                        seat,
-                        LiveReservation {
+                match live_by_seat.entry(seat) {
+                    Entry::Occupied(_) => Outcome::Rejected(RejectReason::SeatTaken),
+                    Entry::Vacant(_)
+                        if holds.get(&req.user_id).copied().unwrap_or(0)
+                            >= config.max_holds_per_user =>
+                    {
+                        Outcome::Rejected(RejectReason::HoldLimit)
+                    }
+                    Entry::Vacant(vacant) => {
+                        let reservation_id = Uuid::now_v7();
+                        *holds.entry(req.user_id).or_default() += 1;
+                        vacant.insert(LiveReservation {
                             id: reservation_id,
                             user_id: req.user_id,
                             concert_date_id: seat.0,
                             seat_no: seat.1,
                             status: "HELD".into(),
                             expires_at,
-                        },
-                    );
-                    new_holds.push((reservation_id, incoming, info.price));
-                    Outcome::Held {
-                        reservation_id,
-                        price: info.price,
-                        expires_at,
+                        });
+                        new_holds.push((reservation_id, incoming, info.price));
+                        Outcome::Held {
+                            reservation_id,
+                            price: info.price,
+                            expires_at,
+                        }
                     }
                 }
             }

@@ -1,13 +1,12 @@
-//! Drives the real router (`tower::ServiceExt::oneshot`) over a per-test PostgreSQL database
-//! and, where a test needs it, the real local Kafka broker with random topic names.
-#![allow(dead_code)]
+//! Test support (feature `testing`): drives the real router (`tower::ServiceExt::oneshot`) over
+//! a per-test PostgreSQL database and the real local Kafka broker with random topic names.
 
+use crate::config::ApiConfig;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use seatline_api::config::ApiConfig;
-use seatline_api::state::AppState;
 use seatline_shared::config::{DatabaseConfig, KafkaConfig};
 use seatline_shared::testing;
 use serde_json::Value;
@@ -18,6 +17,7 @@ use uuid::Uuid;
 pub const TOKEN_SECRET: &str = "test-secret-0123456789abcdef0123456789";
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+#[derive(Clone)]
 pub struct TestApp {
     pub router: Router,
     pub state: AppState,
@@ -75,13 +75,18 @@ impl TestApp {
         Self::from_parts(config, pool.clone(), pool)
     }
 
+    /// An app on the given Kafka settings (shared with workers under test).
+    pub fn with_kafka(pool: PgPool, kafka: KafkaConfig) -> Self {
+        Self::from_parts(config_with(kafka, |_| {}), pool.clone(), pool)
+    }
+
     /// An app whose state uses `state_pool` (perhaps unreachable) while the test inspects
     /// `pool`.
     pub fn from_parts(config: ApiConfig, state_pool: PgPool, pool: PgPool) -> Self {
         let producer = seatline_shared::kafka::producer(&config.kafka).unwrap();
         let state = AppState::new(config, state_pool, producer);
         Self {
-            router: seatline_api::http::router(state.clone()),
+            router: crate::http::router(state.clone()),
             state,
             pool,
         }
