@@ -279,3 +279,40 @@ pub async fn active_users(app: &TestApp, n: usize) -> Vec<(Uuid, String)> {
     }
     users
 }
+
+/// Waits until `group` has committed offsets at the end of every partition of `topic`.
+pub async fn wait_group_caught_up(
+    kafka: &seatline_shared::config::KafkaConfig,
+    group: &str,
+    topic: &str,
+) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = kafka::client_config(kafka)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let partitions = metadata.topics()[0].partitions().len() as i32;
+    testing::eventually("the replay group to reach the end", DEADLINE, || {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(topic, p);
+        }
+        let committed = consumer.committed_offsets(tpl, Duration::from_secs(5)).ok();
+        let done = committed.is_some_and(|c| {
+            (0..partitions).all(|p| {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(5))
+                    .unwrap();
+                match c.find_partition(topic, p).map(|e| e.offset()) {
+                    Some(rdkafka::Offset::Offset(o)) => o >= high,
+                    _ => high == 0,
+                }
+            })
+        });
+        async move { done.then_some(()) }
+    })
+    .await;
+}
