@@ -51,6 +51,8 @@ pub mod event_types {
 pub mod aggregate_types {
     /// Reservation events are about a seat; their aggregate id is the seat key.
     pub const SEAT: &str = "seat";
+    /// Payment events are about a payment; their aggregate id is the payment id.
+    pub const PAYMENT: &str = "payment";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,9 @@
 //! - [`config`]: settings and the command line.
 //! - [`consumer`]: the ordered, batching Kafka consumer (and the dead-letter topic).
 //! - [`requests`]: the batch handler that routes request batches to their decider.
+//! - [`decision`]: what deciders share: lock order, the inbox, the transaction clock.
 //! - [`reservations`]: where a reservation is decided; the hold sweeper.
+//! - [`payments`]: where a payment is decided.
 //! - [`outbox`]: writing events transactionally, and the relay that publishes them.
 //! - [`queue`]: the waiting queue's admitter.
 //! - [`seed`]: demo data.
@@ -13,7 +15,9 @@
 
 pub mod config;
 pub mod consumer;
+pub mod decision;
 pub mod outbox;
+pub mod payments;
 pub mod queue;
 pub mod requests;
 pub mod reservations;
@@ -67,7 +71,10 @@ impl Workers {
         });
         let settings = consumer::ConsumerSettings {
             group_id: config.kafka.worker_group.clone(),
-            topics: vec![config.kafka.topic(Topic::ReservationRequests)],
+            topics: vec![
+                config.kafka.topic(Topic::ReservationRequests),
+                config.kafka.topic(Topic::PaymentRequests),
+            ],
             batch_size: config.batch_size,
         };
         let (kafka, stop) = (config.kafka.clone(), cancel.clone());

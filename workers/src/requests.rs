@@ -10,11 +10,11 @@ use sqlx::PgPool;
 
 use seatline_shared::config::{KafkaConfig, ReservationConfig};
 use seatline_shared::kafka::{header_str, headers, Topic};
-use seatline_shared::messages::ReservationRequested;
+use seatline_shared::messages::{PaymentRequested, ReservationRequested};
 
 use crate::consumer::dead_letter::{self, Poison};
 use crate::consumer::BatchHandler;
-use crate::reservations::{self, Outcome};
+use crate::{payments, reservations};
 
 /// A parsed request with where it came from.
 #[derive(Debug, Clone)]
@@ -42,6 +42,19 @@ fn parse<T: DeserializeOwned>(index: usize, m: &OwnedMessage) -> Result<Incoming
     })
 }
 
+/// Splits a batch into parsed requests and messages to dead-letter.
+fn parse_batch<T: DeserializeOwned>(batch: &[OwnedMessage]) -> (Vec<Incoming<T>>, Vec<Poison<'_>>) {
+    let mut parsed = Vec::with_capacity(batch.len());
+    let mut poison = Vec::new();
+    for (index, m) in batch.iter().enumerate() {
+        match parse::<T>(index, m) {
+            Ok(incoming) => parsed.push(incoming),
+            Err(error) => poison.push(Poison { message: m, error }),
+        }
+    }
+    (parsed, poison)
+}
+
 /// Decides reservation and payment requests.
 pub struct RequestHandler {
     pub pool: PgPool,
@@ -53,14 +66,7 @@ pub struct RequestHandler {
 
 impl RequestHandler {
     async fn handle_reservations(&self, batch: &[OwnedMessage]) -> anyhow::Result<()> {
-        let mut poison = Vec::new();
-        let mut parsed = Vec::with_capacity(batch.len());
-        for (index, m) in batch.iter().enumerate() {
-            match parse::<ReservationRequested>(index, m) {
-                Ok(incoming) => parsed.push(incoming),
-                Err(error) => poison.push(Poison { message: m, error }),
-            }
-        }
+        let (parsed, mut poison) = parse_batch::<ReservationRequested>(batch);
         let mut tx = self.pool.begin().await?;
         let outcomes = if parsed.is_empty() {
             Vec::new()
@@ -68,13 +74,35 @@ impl RequestHandler {
             reservations::decide(&mut tx, &parsed, &self.reservation).await?
         };
         for (incoming, outcome) in parsed.iter().zip(&outcomes) {
-            if *outcome == Outcome::UnknownUser {
+            if *outcome == reservations::Outcome::UnknownUser {
                 poison.push(Poison {
                     message: &batch[incoming.index],
                     error: "unknown user".into(),
                 });
             }
             tracing::debug!(request_id = %incoming.message.request_id, ?outcome, "reservation decided");
+        }
+        dead_letter::publish(&self.producer, &self.kafka, &poison).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn handle_payments(&self, batch: &[OwnedMessage]) -> anyhow::Result<()> {
+        let (parsed, mut poison) = parse_batch::<PaymentRequested>(batch);
+        let mut tx = self.pool.begin().await?;
+        let outcomes = if parsed.is_empty() {
+            Vec::new()
+        } else {
+            payments::decide(&mut tx, &parsed).await?
+        };
+        for (incoming, outcome) in parsed.iter().zip(&outcomes) {
+            if *outcome == payments::Outcome::UnknownUser {
+                poison.push(Poison {
+                    message: &batch[incoming.index],
+                    error: "unknown user".into(),
+                });
+            }
+            tracing::debug!(payment_id = %incoming.message.payment_id, ?outcome, "payment decided");
         }
         dead_letter::publish(&self.producer, &self.kafka, &poison).await?;
         tx.commit().await?;
@@ -90,6 +118,8 @@ impl BatchHandler for RequestHandler {
         let topic = first.topic();
         if topic == self.kafka.topic(Topic::ReservationRequests) {
             self.handle_reservations(batch).await
+        } else if topic == self.kafka.topic(Topic::PaymentRequests) {
+            self.handle_payments(batch).await
         } else {
             anyhow::bail!("no handler for topic {topic}")
         }

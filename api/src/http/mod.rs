@@ -2,7 +2,8 @@
 //!
 //! - [`queue`]: waiting-queue tokens. - [`catalog`]: concerts, dates, seats.
 //! - [`points`]: balance and charges. - [`admin`]: catalog management.
-//! - [`reservations`]: submitting reservation requests and reading their outcome.
+//! - [`reservations`], [`payments`]: submitting requests and reading their outcome.
+//! - [`history`]: a user's reservations and point ledger.
 //! - [`health`]: liveness and readiness. - [`openapi`]: the generated document.
 //! - [`error`]: the one error type and its problem+json mapping. - [`extract`], [`auth`]:
 //!   extractors that reject with that error type.
@@ -13,7 +14,9 @@ pub mod catalog;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod history;
 pub mod openapi;
+pub mod payments;
 pub mod points;
 pub mod queue;
 pub mod reservations;
@@ -50,6 +53,15 @@ pub fn router(state: AppState) -> Router {
         .route("/user/{userId}/charge", patch(points::charge))
         .route("/reservation", post(reservations::submit))
         .route("/reservation/{requestId}", get(reservations::status))
+        .route(
+            "/payment/{paymentId}",
+            post(payments::submit).get(payments::status),
+        )
+        .route(
+            "/client/{clientId}/reservations",
+            get(history::reservations),
+        )
+        .route("/client/{clientId}/ledger", get(history::ledger))
         .route("/admin/concerts", post(admin::create_concert))
         .route("/admin/concerts/{id}/dates", post(admin::create_date))
         .route(

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, catalog, health, points, queue, reservations};
+use super::{admin, catalog, health, history, payments, points, queue, reservations};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,8 @@ use super::{admin, catalog, health, points, queue, reservations};
         catalog::list_concerts, catalog::list_dates, catalog::list_seats,
         points::balance, points::charge,
         reservations::submit, reservations::status,
+        payments::submit, payments::status,
+        history::reservations, history::ledger,
         admin::create_concert, admin::create_date,
     ),
     components(schemas(super::error::Problem)),
@@ -23,6 +25,8 @@ use super::{admin, catalog, health, points, queue, reservations};
         (name = "catalog", description = "Concerts, dates and seats (ACTIVE token)"),
         (name = "points", description = "Point balance"),
         (name = "reservations", description = "Seat reservation requests (ACTIVE token), decided asynchronously"),
+        (name = "payments", description = "Payment of a held seat from the balance, decided asynchronously"),
+        (name = "history", description = "A user's reservations and point ledger"),
         (name = "admin", description = "Catalog management (ADMIN_TOKEN)"),
         (name = "health", description = "Liveness and readiness"),
     )

@@ -83,18 +83,10 @@ pub struct ReservationStatus {
     pub reservation_status: Option<String>,
 }
 
-pub fn accepted(request_id: Uuid, status_url: String) -> Response {
-    let location = status_url.clone();
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            request_id,
-            status: "PENDING",
-            status_url,
-        }),
-    )
-        .into_response();
-    if let Ok(value) = location.parse() {
+/// 202 with the body and a `Location` header pointing at the status.
+pub fn accepted_with<T: Serialize>(status_url: String, body: T) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(value) = status_url.parse() {
         response.headers_mut().insert(header::LOCATION, value);
     }
     response
@@ -168,9 +160,14 @@ pub async fn submit(
     )
     .await?;
     tracing::info!(request_id = %recorded.id, user_id = %token.user_id, seat = %seat, trace_id = seatline_shared::telemetry::trace_id(&traceparent), "reservation request queued");
-    Ok(accepted(
-        recorded.id,
-        format!("/reservation/{}", recorded.id),
+    let status_url = format!("/reservation/{}", recorded.id);
+    Ok(accepted_with(
+        status_url.clone(),
+        Accepted {
+            request_id: recorded.id,
+            status: "PENDING",
+            status_url,
+        },
     ))
 }
 

@@ -5,13 +5,13 @@
 //! requests are already decided, the seats' live reservations and the users' live holds, decide
 //! in memory, then write reservations, inbox rows and outbox events in one statement each.
 //!
-//! Lock order (seats, then users, each sorted) is the same for payments, so concurrent batches
-//! of the two topics cannot deadlock.
+//! The lock order is [`crate::decision`]'s, shared with payments, so concurrent batches of the
+//! two topics cannot deadlock.
 
 pub mod sweeper;
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -26,6 +26,9 @@ use seatline_shared::messages::{
 };
 use seatline_shared::queue::to_chrono;
 
+use crate::decision::{
+    already_processed, db_now, insert_inbox, lock_seats, lock_users, InboxRow, SeatRef,
+};
 use crate::outbox::{self, NewEvent};
 use crate::requests::Incoming;
 
@@ -44,8 +47,6 @@ pub enum Outcome {
     UnknownUser,
 }
 
-pub type SeatRef = (i64, i32);
-
 #[derive(Debug, sqlx::FromRow)]
 struct SeatRow {
     concert_date_id: i64,
@@ -62,57 +63,6 @@ struct LiveReservation {
     seat_no: i32,
     status: String,
     expires_at: DateTime<Utc>,
-}
-
-/// Locks the seats in a stable order. Every decider locks seats before users.
-pub async fn lock_seats(conn: &mut PgConnection, seats: &[SeatRef]) -> sqlx::Result<()> {
-    let mut sorted: Vec<SeatRef> = seats.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let (dates, numbers): (Vec<i64>, Vec<i32>) = sorted.into_iter().unzip();
-    sqlx::query(
-        "SELECT 1 FROM seats s
-         JOIN unnest($1::bigint[], $2::int[]) AS k(d, n) ON s.concert_date_id = k.d AND s.seat_no = k.n
-         ORDER BY s.concert_date_id, s.seat_no
-         FOR UPDATE OF s",
-    )
-    .bind(&dates)
-    .bind(&numbers)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Locks the users in a stable order and returns those that exist.
-pub async fn lock_users(conn: &mut PgConnection, users: &[Uuid]) -> sqlx::Result<HashSet<Uuid>> {
-    let mut sorted = users.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let rows: Vec<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&sorted)
-            .fetch_all(&mut *conn)
-            .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
-}
-
-/// Request ids of the batch that the inbox already holds.
-pub async fn already_processed(
-    conn: &mut PgConnection,
-    ids: &[Uuid],
-) -> sqlx::Result<HashSet<Uuid>> {
-    let rows: Vec<(Uuid,)> =
-        sqlx::query_as("SELECT request_id FROM processed_requests WHERE request_id = ANY($1)")
-            .bind(ids)
-            .fetch_all(&mut *conn)
-            .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
-}
-
-/// The transaction's clock, used for every time comparison and stamp of the batch.
-pub async fn db_now(conn: &mut PgConnection) -> sqlx::Result<DateTime<Utc>> {
-    let (now,): (DateTime<Utc>,) = sqlx::query_as("SELECT now()").fetch_one(conn).await?;
-    Ok(now)
 }
 
 /// Decides a batch inside `tx`; the caller commits. Outcomes are in batch order.
@@ -351,71 +301,6 @@ async fn insert_holds(
     .bind(&prices)
     .bind(now)
     .bind(expires_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// One inbox (`processed_requests`) row.
-#[derive(Debug)]
-pub struct InboxRow {
-    pub request_id: Uuid,
-    pub kind: &'static str,
-    pub user_id: Uuid,
-    pub outcome: &'static str,
-    pub reason: Option<&'static str>,
-    pub reservation_id: Option<Uuid>,
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub submitted_at: DateTime<Utc>,
-}
-
-impl InboxRow {
-    fn new(
-        incoming: &Incoming<ReservationRequested>,
-        outcome: &'static str,
-        reason: Option<&'static str>,
-        reservation_id: Option<Uuid>,
-    ) -> Self {
-        Self {
-            request_id: incoming.message.request_id,
-            kind: "RESERVATION",
-            user_id: incoming.message.user_id,
-            outcome,
-            reason,
-            reservation_id,
-            topic: incoming.topic.clone(),
-            partition: incoming.partition,
-            offset: incoming.offset,
-            submitted_at: incoming.message.submitted_at,
-        }
-    }
-}
-
-/// Records decided requests. A plain insert: if another consumer decided one of them
-/// meanwhile, the primary key aborts this transaction and the batch is retried.
-pub async fn insert_inbox(conn: &mut PgConnection, rows: &[InboxRow]) -> sqlx::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO processed_requests
-             (request_id, kind, user_id, outcome, reason, reservation_id, source_topic, source_partition,
-              source_offset, submitted_at)
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::uuid[],
-                              $7::text[], $8::int[], $9::bigint[], $10::timestamptz[])",
-    )
-    .bind(rows.iter().map(|r| r.request_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.outcome).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.reason).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.reservation_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.topic.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.partition).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.offset).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.submitted_at).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
