@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 
@@ -18,6 +19,8 @@ pub struct AppState {
     pub tokens: TokenSigner,
     /// Long-poll waiters, woken by the event listener.
     pub waiters: Waiters,
+    /// Renders the process's metrics at `/metrics`.
+    pub metrics: PrometheusHandle,
 }
 
 impl AppState {
@@ -29,6 +32,7 @@ impl AppState {
             config: Arc::new(config),
             tokens,
             waiters: Waiters::default(),
+            metrics: seatline_shared::metrics::install(),
         }
     }
 }

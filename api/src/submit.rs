@@ -131,6 +131,7 @@ pub async fn publish(state: &AppState, out: Outgoing<'_>) -> Result<(), ApiError
             (headers::MESSAGE_TYPE, out.message_type),
         ]));
     let bound = state.config.kafka.produce_timeout;
+    let started = std::time::Instant::now();
     // librdkafka bounds delivery by message.timeout.ms; the outer timeout is a safety net.
     let delivery = tokio::time::timeout(
         bound + Duration::from_millis(500),
@@ -142,6 +143,12 @@ pub async fn publish(state: &AppState, out: Outgoing<'_>) -> Result<(), ApiError
         Ok(Err((err, _))) => Some(err.to_string()),
         Err(_) => Some("timed out".to_owned()),
     };
+    let suffix = out.topic.suffix();
+    metrics::histogram!("kafka_produce_duration_seconds", "topic" => suffix)
+        .record(started.elapsed().as_secs_f64());
+    if failure.is_some() {
+        metrics::counter!("kafka_produce_failures_total", "topic" => suffix).increment(1);
+    }
     match failure {
         None if !out.repeated => Ok(()),
         None => {

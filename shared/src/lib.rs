@@ -4,6 +4,7 @@
 //! - [`config`]: typed settings read from the environment, shared by both binaries.
 //! - [`db`]: the workspace migrator and the connection pool.
 //! - [`kafka`]: topic names, topic creation, producer and consumer settings, message headers.
+//! - [`metrics`]: the Prometheus recorder.
 //! - [`messages`]: request messages (API → workers) and event payloads (outbox → consumers).
 //! - [`domain`]: seat references, statuses and rejection reasons.
 //! - [`events`]: the CloudEvents encoding of events on the event topics.
@@ -20,6 +21,7 @@ pub mod domain;
 pub mod events;
 pub mod kafka;
 pub mod messages;
+pub mod metrics;
 pub mod points;
 pub mod queue;
 pub mod shutdown;

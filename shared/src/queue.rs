@@ -247,7 +247,7 @@ pub async fn record_dropped(conn: &mut PgConnection, seqs: &[i64]) -> sqlx::Resu
 }
 
 /// What one admission round did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct AdmitReport {
     /// False when another admitter held the lock; nothing was done.
     pub ran: bool,
@@ -255,6 +255,10 @@ pub struct AdmitReport {
     pub abandoned_waiting: u64,
     pub admitted: Vec<Uuid>,
     pub active_after: i64,
+    /// Waiters left in line after the round.
+    pub waiting_after: i64,
+    /// Admissions per second over the last ten seconds.
+    pub admit_rate: f64,
 }
 
 /// One round of the admitter: end expired ACTIVE tokens, drop idle waiters, then admit the
@@ -331,6 +335,14 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
     .bind(rate)
     .execute(&mut *tx)
     .await?;
+    // Waiters = arrivals after the head, minus those who left the line: O(log n), no count.
+    let (waiting_after,): (i64,) = sqlx::query_as(
+        "SELECT last_seq - admitted_through
+                - (queue_dropped_prefix(last_seq) - queue_dropped_prefix(admitted_through))
+         FROM queue_state",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(AdmitReport {
         ran: true,
@@ -338,6 +350,8 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
         abandoned_waiting: dropped.len() as u64,
         active_after: active + admitted.len() as i64,
         admitted: admitted.into_iter().map(|(id, _)| id).collect(),
+        waiting_after,
+        admit_rate: rate,
     })
 }
 

@@ -127,6 +127,8 @@ pub async fn run(
     config: WorkersConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    seatline_shared::metrics::install_with_listener(config.metrics_addr)
+        .context("metrics listener")?;
     let pool = seatline_shared::db::pool(&config.database)?;
     migrate(&pool).await?;
     seatline_shared::kafka::ensure_topics(&config.kafka, Duration::from_secs(30))

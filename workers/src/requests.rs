@@ -42,6 +42,25 @@ fn parse<T: DeserializeOwned>(index: usize, m: &OwnedMessage) -> Result<Incoming
     })
 }
 
+fn trace_id(traceparent: Option<&str>) -> &str {
+    traceparent
+        .map(seatline_shared::telemetry::trace_id)
+        .unwrap_or("")
+}
+
+/// Counts a committed decision and its latency from submission to commit.
+fn record_decision(
+    kind: &'static str,
+    outcome: &'static str,
+    submitted_at: chrono::DateTime<chrono::Utc>,
+) {
+    metrics::counter!("decisions_total", "kind" => kind, "outcome" => outcome).increment(1);
+    let latency = (chrono::Utc::now() - submitted_at)
+        .to_std()
+        .unwrap_or_default();
+    metrics::histogram!("decision_latency_seconds", "kind" => kind).record(latency.as_secs_f64());
+}
+
 /// Splits a batch into parsed requests and messages to dead-letter.
 fn parse_batch<T: DeserializeOwned>(batch: &[OwnedMessage]) -> (Vec<Incoming<T>>, Vec<Poison<'_>>) {
     let mut parsed = Vec::with_capacity(batch.len());
@@ -80,10 +99,23 @@ impl RequestHandler {
                     error: "unknown user".into(),
                 });
             }
-            tracing::debug!(request_id = %incoming.message.request_id, ?outcome, "reservation decided");
         }
         dead_letter::publish(&self.producer, &self.kafka, &poison).await?;
         tx.commit().await?;
+        for (incoming, outcome) in parsed.iter().zip(&outcomes) {
+            let label = match outcome {
+                reservations::Outcome::Held { .. } => "HELD",
+                reservations::Outcome::Rejected(_) => "REJECTED",
+                _ => continue,
+            };
+            record_decision("reservation", label, incoming.message.submitted_at);
+            tracing::info!(
+                request_id = %incoming.message.request_id,
+                trace_id = trace_id(incoming.traceparent.as_deref()),
+                outcome = ?outcome,
+                "reservation decided"
+            );
+        }
         Ok(())
     }
 
@@ -102,10 +134,23 @@ impl RequestHandler {
                     error: "unknown user".into(),
                 });
             }
-            tracing::debug!(payment_id = %incoming.message.payment_id, ?outcome, "payment decided");
         }
         dead_letter::publish(&self.producer, &self.kafka, &poison).await?;
         tx.commit().await?;
+        for (incoming, outcome) in parsed.iter().zip(&outcomes) {
+            let label = match outcome {
+                payments::Outcome::Paid { .. } => "PAID",
+                payments::Outcome::Failed(_) => "FAILED",
+                _ => continue,
+            };
+            record_decision("payment", label, incoming.message.submitted_at);
+            tracing::info!(
+                payment_id = %incoming.message.payment_id,
+                trace_id = trace_id(incoming.traceparent.as_deref()),
+                outcome = ?outcome,
+                "payment decided"
+            );
+        }
         Ok(())
     }
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod history;
+pub mod metrics;
 pub mod openapi;
 pub mod payments;
 pub mod points;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/metrics", get(metrics::render))
         .route("/client/token", post(queue::issue).get(queue::status))
         .route("/concerts", get(catalog::list_concerts))
         .route("/concerts/{concertId}/dates", get(catalog::list_dates))
@@ -73,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(
             error::problem_for_bare_errors,
         ))
+        // Router layers run per route, after routing, so the route template is known.
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -76,5 +76,9 @@ pub async fn publish(
             .map_err(|_| anyhow::anyhow!("dead-letter delivery cancelled"))?
             .map_err(|(e, _)| e)?;
     }
+    for item in poison {
+        metrics::counter!("dead_letters_total", "topic" => item.message.topic().to_owned())
+            .increment(1);
+    }
     Ok(())
 }

@@ -69,7 +69,20 @@ pub struct RebalanceContext {
     assignments: Arc<Assignments>,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    /// librdkafka's periodic statistics carry each partition's lag behind the high watermark.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // Partition -1 is librdkafka's internal unassigned partition; negative lag is unknown.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    metrics::gauge!("consumer_lag", "topic" => topic.clone(), "partition" => partition.to_string())
+                        .set(p.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -139,6 +152,7 @@ pub fn subscribe(
         assignments: Arc::new(Assignments::default()),
     };
     let consumer: Consumer_ = seatline_shared::kafka::consumer_config(kafka, &settings.group_id)
+        .set("statistics.interval.ms", "5000")
         .set_log_level(RDKafkaLogLevel::Warning)
         .create_with_context(context)?;
     let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
@@ -254,6 +268,8 @@ impl<H: BatchHandler> PartitionTask<H> {
                     Err(_) => break,
                 }
             }
+            metrics::histogram!("worker_batch_size", "topic" => self.key.0.clone())
+                .record(batch.len() as f64);
             if !self.handle_until_committed(&batch).await {
                 return;
             }

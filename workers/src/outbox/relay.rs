@@ -155,23 +155,38 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
+        let started = std::time::Instant::now();
         publish(&self.producer, &self.kafka, &rows).await?;
+        metrics::histogram!("outbox_publish_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
         sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")
             .bind(&seqs)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        metrics::counter!("outbox_published_total").increment(rows.len() as u64);
+        let now = Utc::now();
+        for row in &rows {
+            let age = (now - row.created_at).to_std().unwrap_or_default();
+            metrics::histogram!("outbox_event_age_seconds").record(age.as_secs_f64());
+        }
         Ok(rows.len())
     }
 
-    /// Publishes until nothing is pending.
+    /// Publishes until nothing is pending, then records the backlog left (by other writers
+    /// meanwhile, or held by another relay).
     pub async fn drain(&self) -> anyhow::Result<usize> {
         let mut total = 0;
         loop {
             let n = self.relay_once().await?;
             total += n;
             if (n as i64) < self.batch_size {
+                let (backlog,): (i64,) =
+                    sqlx::query_as("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                        .fetch_one(&self.pool)
+                        .await?;
+                metrics::gauge!("outbox_backlog").set(backlog as f64);
                 return Ok(total);
             }
         }

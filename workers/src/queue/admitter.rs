@@ -22,7 +22,16 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        match queue::admit_round(&pool, &config).await {
+        let round = queue::admit_round(&pool, &config).await;
+        if let Ok(report) = &round {
+            if report.ran {
+                metrics::gauge!("queue_active").set(report.active_after as f64);
+                metrics::gauge!("queue_waiting").set(report.waiting_after as f64);
+                metrics::gauge!("queue_admit_rate").set(report.admit_rate);
+                metrics::counter!("queue_admissions_total").increment(report.admitted.len() as u64);
+            }
+        }
+        match round {
             Ok(report)
                 if !report.admitted.is_empty()
                     || report.abandoned_waiting > 0
