@@ -7,7 +7,11 @@ use crate::config::{LogFormat, TelemetryConfig};
 /// Installs the global subscriber. The filter comes from `RUST_LOG` (default `info`).
 pub fn init(config: &TelemetryConfig) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_target(true);
+    // Logs go to stderr, so command output on stdout stays clean.
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_target(true)
+        .with_writer(std::io::stderr);
     // A second init (tests that start several services in one process) is harmless.
     let _ = match config.log_format {
         LogFormat::Json => builder

@@ -1,7 +1,8 @@
 //! Seatline's workers.
 //!
 //! # Layout
-//! - [`config`]: settings and the command line.
+//! - [`config`]: settings and the command line; [`cli`] runs it.
+//! - [`ops`]: operator commands (replay, dead letters).
 //! - [`consumer`]: the ordered, batching Kafka consumer (and the dead-letter topic).
 //! - [`requests`]: the batch handler that routes request batches to their decider.
 //! - [`decision`]: what deciders share: lock order, the inbox, the transaction clock.
@@ -13,9 +14,11 @@
 //!
 //! [`Workers::start`] starts every long-running worker; [`Workers::stop`] stops them all.
 
+pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod decision;
+pub mod ops;
 pub mod outbox;
 pub mod payments;
 pub mod queue;

@@ -1,6 +1,8 @@
 //! The transactional outbox: deciders write events here in the same transaction as the
-//! decision; the [`relay`] publishes them to the event topics.
+//! decision; the [`relay`] publishes them to the event topics; [`prune`] deletes them after
+//! `OUTBOX_RETENTION`.
 
+pub mod prune;
 pub mod relay;
 
 use serde::Serialize;
