@@ -11,9 +11,30 @@ with open("docker-compose.yml") as f:
     doc = yaml.safe_load(f)
 services = doc.get("services", {})
 errors = []
-for name in ("kafka", "postgres", "api", "workers"):
+for name in ("kafka", "postgres", "api", "workers", "prometheus", "grafana"):
     if name not in services:
         errors.append(f"missing service {name}")
+# The files the compose file mounts exist and parse; the dashboard queries real metrics.
+import json, os
+for path in ("deploy/prometheus/prometheus.yml", "deploy/grafana/provisioning/datasources/prometheus.yml",
+             "deploy/grafana/provisioning/dashboards/seatline.yml"):
+    with open(path) as f:
+        yaml.safe_load(f)
+with open("deploy/grafana/dashboards/seatline.json") as f:
+    dashboard = json.load(f)
+readme = open("README.md").read()
+import re
+for panel in dashboard["panels"]:
+    for target in panel["targets"]:
+        names = set(re.findall(r"([a-z][a-z_]+)(?:\{|\[)", target["expr"])) | set(re.findall(r"^([a-z][a-z_]+)$", target["expr"]))
+        for name in names:
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            if base not in ("rate", "sum", "increase", "histogram_quantile") and f"`{base}`" not in readme:
+                errors.append(f"dashboard queries {base}, which the README's metrics table does not list")
+with open("docs/asyncapi.yaml") as f:
+    asyncapi = yaml.safe_load(f)
+if not str(asyncapi.get("asyncapi", "")).startswith("3."):
+    errors.append("docs/asyncapi.yaml is not AsyncAPI 3")
 if not str(services.get("kafka", {}).get("image", "")).startswith("apache/kafka:"):
     errors.append("kafka must use the official apache/kafka image")
 for name in ("api", "workers"):
