@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::StreamConsumer;
 use tokio_util::sync::CancellationToken;
 
 use seatline_shared::config::KafkaConfig;
@@ -16,60 +15,14 @@ use seatline_shared::kafka::{self, Topic};
 
 use crate::waiters::Waiters;
 
-fn assignment(consumer: &StreamConsumer, topics: &[String]) -> anyhow::Result<TopicPartitionList> {
-    let mut tpl = TopicPartitionList::new();
-    for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
-        let partitions = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic && t.error().is_none())
-            .map(|t| t.partitions().len())
-            .filter(|n| *n > 0)
-            .ok_or_else(|| anyhow::anyhow!("topic {topic} not found"))?;
-        for p in 0..partitions as i32 {
-            // Start at the current end, resolved now rather than at the first fetch, so
-            // everything produced after `connect` returns is seen.
-            let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5))?;
-            tpl.add_partition_offset(topic, p, Offset::Offset(high))?;
-        }
-    }
-    Ok(tpl)
-}
-
-/// Builds the listener consumer, assigned to every partition of both event topics. Returns once
-/// the assignment is in place, so events produced afterwards are seen.
+/// Builds the listener consumer, assigned to every partition of both event topics at their
+/// current end. Returns once the assignment is in place, so events produced afterwards are seen.
 pub async fn connect(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {
-    let consumer: StreamConsumer = kafka::client_config(config)
-        // A group id is required by librdkafka even when no group is joined.
-        .set("group.id", "seatline-api-listener")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("fetch.wait.max.ms", "20")
-        .create()?;
-    let topics = vec![
+    let topics = [
         config.topic(Topic::ReservationEvents),
         config.topic(Topic::PaymentEvents),
     ];
-    let consumer = tokio::task::spawn_blocking(move || -> anyhow::Result<StreamConsumer> {
-        // Right after topics are created, offset look-ups may briefly fail (no leader yet).
-        let mut attempts = 0;
-        let tpl = loop {
-            match assignment(&consumer, &topics) {
-                Ok(tpl) => break tpl,
-                Err(err) if attempts < 25 => {
-                    attempts += 1;
-                    tracing::debug!(error = %err, "event listener assignment not ready; retrying");
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(err) => return Err(err),
-            }
-        };
-        consumer.assign(&tpl)?;
-        Ok(consumer)
-    })
-    .await??;
-    Ok(consumer)
+    kafka::consumer_at_end(config, &topics).await
 }
 
 /// Wakes waiters from `consumer` until `shutdown`. librdkafka reconnects by itself, so a

@@ -70,10 +70,61 @@ impl ReceivedEvent {
         })
     }
 
-    /// The id of the request (reservation request id or payment id) the event answers, if any.
+    /// The id of the request this event is the outcome of: the reservation request id for
+    /// `held` and `rejected`, the payment id for `payment.succeeded` and `payment.failed`.
+    /// Other events (`expired`, `confirmed`) answer no request, even when they mention one.
     pub fn request_id(&self) -> Option<Uuid> {
-        ["requestId", "paymentId"]
-            .iter()
-            .find_map(|field| self.data.get(field)?.as_str()?.parse().ok())
+        let field = match self.event_type.strip_prefix(TYPE_PREFIX)? {
+            "reservation.held" | "reservation.rejected" => "requestId",
+            "payment.succeeded" | "payment.failed" => "paymentId",
+            _ => return None,
+        };
+        self.data.get(field)?.as_str()?.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event_type: &str, data: serde_json::Value) -> ReceivedEvent {
+        ReceivedEvent {
+            id: Uuid::nil(),
+            event_type: cloud_event_type(event_type),
+            subject: None,
+            time: None,
+            data,
+        }
+    }
+
+    #[test]
+    fn only_outcome_events_answer_a_request() {
+        let request = Uuid::new_v4();
+        let payment = Uuid::new_v4();
+        assert_eq!(
+            event(
+                "reservation.held",
+                serde_json::json!({"requestId": request})
+            )
+            .request_id(),
+            Some(request)
+        );
+        assert_eq!(
+            event("payment.failed", serde_json::json!({"paymentId": payment})).request_id(),
+            Some(payment)
+        );
+        // A confirmation names the payment, but is not its outcome.
+        assert_eq!(
+            event(
+                "reservation.confirmed",
+                serde_json::json!({"paymentId": payment})
+            )
+            .request_id(),
+            None
+        );
+        assert_eq!(
+            event("reservation.expired", serde_json::json!({})).request_id(),
+            None
+        );
     }
 }

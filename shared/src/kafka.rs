@@ -9,11 +9,12 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 
@@ -169,6 +170,62 @@ fn partitions_led(client: &BaseConsumer, topic: &str) -> bool {
             })
         })
         .unwrap_or(false)
+}
+
+/// A group-less consumer assigned to every partition of `topics` at their current end, for
+/// readers that only need what arrives from now on (long-poll wake-ups, load generators).
+/// Returns once the assignment is in place, so everything produced afterwards is seen.
+pub async fn consumer_at_end(
+    config: &KafkaConfig,
+    topics: &[String],
+) -> anyhow::Result<StreamConsumer> {
+    let consumer: StreamConsumer = client_config(config)
+        // librdkafka wants a group id even when no group is joined.
+        .set("group.id", "seatline-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.wait.max.ms", "20")
+        .create()?;
+    let topics = topics.to_vec();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<StreamConsumer> {
+        // Right after topics are created, offset look-ups may briefly fail (no leader yet).
+        let mut attempts = 0;
+        let tpl = loop {
+            match end_offsets(&consumer, &topics) {
+                Ok(tpl) => break tpl,
+                Err(err) if attempts < 25 => {
+                    attempts += 1;
+                    tracing::debug!(error = %err, "assignment not ready; retrying");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(err) => return Err(err),
+            }
+        };
+        consumer.assign(&tpl)?;
+        Ok(consumer)
+    })
+    .await?
+}
+
+/// Every partition of the topics at its high watermark, resolved now rather than at the first
+/// fetch.
+fn end_offsets(consumer: &StreamConsumer, topics: &[String]) -> anyhow::Result<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| anyhow::anyhow!("topic {topic} not found"))?;
+        for p in 0..partitions as i32 {
+            let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5))?;
+            tpl.add_partition_offset(topic, p, Offset::Offset(high))?;
+        }
+    }
+    Ok(tpl)
 }
 
 /// The message key of everything about one seat.

@@ -1,0 +1,68 @@
+//! The benchmark's command line. Connection settings come from the same variables as the
+//! services (`DATABASE_URL`, `KAFKA_*`, `ADMIN_TOKEN`).
+
+use std::path::PathBuf;
+
+use seatline_shared::config::{DatabaseConfig, KafkaConfig};
+
+/// Sale-day load against a running Seatline.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "seatline-bench", version, about)]
+pub struct BenchArgs {
+    /// Base URL of the API.
+    #[arg(long, env = "BENCH_API", default_value = "http://127.0.0.1:8080")]
+    pub api: String,
+    /// The API's admin token, to create bench data.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+    /// Users holding ACTIVE tokens in the rush.
+    #[arg(long, default_value_t = 20_000)]
+    pub users: usize,
+    /// Concert dates to create (50 seats each) for the rush.
+    #[arg(long, default_value_t = 200)]
+    pub dates: usize,
+    /// Zipf exponent of seat popularity (0 = uniform).
+    #[arg(long, default_value_t = 1.0)]
+    pub zipf: f64,
+    /// Offered reservation rates of the rush, in requests per second, stepped up in order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,2000,4000,6000,8000,10000,12000"
+    )]
+    pub rates: Vec<u64>,
+    /// Seconds per rate step.
+    #[arg(long, default_value_t = 10)]
+    pub step_secs: u64,
+    /// Decision p99 above which the rush stops stepping up (and a step is not sustainable).
+    #[arg(long, default_value_t = 1000)]
+    pub p99_limit_ms: u64,
+    /// Concurrent clients of the closed-loop scenarios (pay, queue, baseline-sync).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Seconds each closed-loop scenario runs.
+    #[arg(long, default_value_t = 10)]
+    pub closed_loop_secs: u64,
+    /// Scenarios to run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "queue,rush,pay,baseline-sync"
+    )]
+    pub scenarios: Vec<String>,
+    /// PIDs of the api and workers, for peak RSS and CPU time from /proc.
+    #[arg(long)]
+    pub api_pid: Option<u32>,
+    #[arg(long)]
+    pub workers_pid: Option<u32>,
+    /// A label for this run in the report (e.g. "10k seats").
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Where the JSON result and the plot go.
+    #[arg(long, default_value = "bench/results")]
+    pub out: PathBuf,
+}

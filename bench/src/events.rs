@@ -1,0 +1,80 @@
+//! Watches the event topics from "now" and remembers when each request's outcome arrived, so
+//! a decision's latency is measured end to end: from the moment a request was due to be sent to
+//! the moment its outcome event reached a consumer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use seatline_shared::config::KafkaConfig;
+use seatline_shared::events::ReceivedEvent;
+use seatline_shared::kafka::{self, Topic};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// An outcome seen on an event topic.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub at: Instant,
+    /// e.g. `seatline.reservation.held`.
+    pub event_type: String,
+    pub data: Value,
+}
+
+#[derive(Clone, Default)]
+pub struct Collector {
+    seen: Arc<Mutex<HashMap<Uuid, Seen>>>,
+}
+
+impl Collector {
+    /// Starts reading both event topics from their current end.
+    pub async fn start(kafka: &KafkaConfig) -> anyhow::Result<Self> {
+        let topics = [
+            kafka.topic(Topic::ReservationEvents),
+            kafka.topic(Topic::PaymentEvents),
+        ];
+        let consumer = kafka::consumer_at_end(kafka, &topics).await?;
+        let collector = Self::default();
+        let seen = collector.seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok(message) = consumer.recv().await else {
+                    continue;
+                };
+                let at = Instant::now();
+                if let Some(event) = ReceivedEvent::decode(&message) {
+                    if let Some(id) = event.request_id() {
+                        seen.lock()
+                            .expect("collector lock")
+                            .entry(id)
+                            .or_insert(Seen {
+                                at,
+                                event_type: event.event_type,
+                                data: event.data,
+                            });
+                    }
+                }
+            }
+        });
+        Ok(collector)
+    }
+
+    pub fn get(&self, id: &Uuid) -> Option<Seen> {
+        self.seen.lock().expect("collector lock").get(id).cloned()
+    }
+
+    /// Waits (polling) until every id has an outcome, or `timeout`. Returns how many are missing.
+    pub async fn wait_for(&self, ids: &[Uuid], timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let missing = {
+                let seen = self.seen.lock().expect("collector lock");
+                ids.iter().filter(|id| !seen.contains_key(id)).count()
+            };
+            if missing == 0 || Instant::now() >= deadline {
+                return missing;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! `rush`: reservations at constant arrival rates (open loop: each request is due at its own
+//! time, and latency counts from that time, so queueing is not hidden), stepped up until the
+//! decision p99 passes the limit.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::SeatPicker;
+use crate::client::Api;
+use crate::events::Collector;
+use crate::setup::User;
+use crate::stats::{Recorder, Summary};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub offered_per_sec: u64,
+    pub sent: u64,
+    pub accepted: u64,
+    pub refused: u64,
+    pub undecided: u64,
+    pub submit: Summary,
+    pub decision: Summary,
+    pub decisions_per_sec: f64,
+    pub held: u64,
+    pub sustainable: bool,
+}
+
+/// One sent request: when it was due, how long the 202 (or refusal) took, the request id if accepted.
+type Sent = (Instant, Duration, Option<Uuid>);
+
+/// Accepted requests of the whole rush: (request id, user index).
+pub type Accepted = Arc<Mutex<Vec<(Uuid, usize)>>>;
+
+pub struct Rush<'a> {
+    pub api: &'a Api,
+    pub collector: &'a Collector,
+    pub users: &'a [User],
+    pub seats: &'a SeatPicker,
+    pub step: Duration,
+    pub p99_limit: Duration,
+}
+
+impl Rush<'_> {
+    pub async fn run(&self, rates: &[u64], accepted: &Accepted) -> Vec<Step> {
+        let mut steps = Vec::new();
+        for &rate in rates {
+            let step = self.step_at(rate, accepted).await;
+            tracing::info!(
+                rate,
+                decision_p99_ms = step.decision.p99_ms,
+                decisions_per_sec = step.decisions_per_sec,
+                "rush step"
+            );
+            let stop = !step.sustainable;
+            steps.push(step);
+            if stop {
+                break;
+            }
+        }
+        steps
+    }
+
+    async fn step_at(&self, rate: u64, all_accepted: &Accepted) -> Step {
+        let total = rate * self.step.as_secs();
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let start = Instant::now() + Duration::from_millis(50);
+        let results: Arc<Mutex<Vec<Sent>>> = Arc::default();
+        let mut rng = StdRng::from_entropy();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..total {
+            let due = start + interval * i as u32;
+            tokio::time::sleep_until(due.into()).await;
+            let user_index = rng.gen_range(0..self.users.len());
+            let (date, seat) = self.seats.pick(&mut rng);
+            let (api, token, results) = (
+                self.api.clone(),
+                self.users[user_index].token.clone(),
+                results.clone(),
+            );
+            let accepted = all_accepted.clone();
+            tasks.spawn(async move {
+                let answer = api.reserve(&token, date, seat).await;
+                let latency = due.elapsed();
+                let id = match answer {
+                    Ok(a) if a.status == 202 => a.body["requestId"]
+                        .as_str()
+                        .and_then(|s| s.parse::<Uuid>().ok()),
+                    _ => None,
+                };
+                if let Some(id) = id {
+                    accepted.lock().expect("lock").push((id, user_index));
+                }
+                results.lock().expect("lock").push((due, latency, id));
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let results = std::mem::take(&mut *results.lock().expect("lock"));
+        let ids: Vec<Uuid> = results.iter().filter_map(|r| r.2).collect();
+        let undecided = self
+            .collector
+            .wait_for(&ids, self.p99_limit.max(Duration::from_secs(10)) * 3)
+            .await as u64;
+
+        let mut submit = Recorder::default();
+        let mut decision = Recorder::default();
+        let mut last_decision = start;
+        let mut held = 0;
+        for (due, latency, id) in &results {
+            submit.record(*latency);
+            if let Some(seen) = id.and_then(|id| self.collector.get(&id)) {
+                decision.record(seen.at.saturating_duration_since(*due));
+                last_decision = last_decision.max(seen.at);
+                if seen.event_type.ends_with("reservation.held") {
+                    held += 1;
+                }
+            }
+        }
+        let decided = ids.len() as u64 - undecided;
+        let span = last_decision
+            .saturating_duration_since(start)
+            .as_secs_f64()
+            .max(self.step.as_secs_f64());
+        let decision = decision.summary();
+        Step {
+            offered_per_sec: rate,
+            sent: results.len() as u64,
+            accepted: ids.len() as u64,
+            refused: (results.len() - ids.len()) as u64,
+            undecided,
+            submit: submit.summary(),
+            decisions_per_sec: decided as f64 / span,
+            sustainable: undecided == 0
+                && ids.len() == results.len()
+                && decision.p99_ms <= self.p99_limit.as_millis() as f64,
+            decision,
+            held,
+        }
+    }
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The sale-day benchmark in one command:
+#   deploy/local/bench.sh            # full run: release build, 10k-seat run, then a 1M-seat rush
+#   deploy/local/bench.sh --smoke    # a few seconds, to keep the instrument working (CI)
+# Extra arguments go to seatline-bench (see `seatline-bench --help`).
+#
+# It starts PostgreSQL and Kafka if needed, then its own api and workers on a fresh database
+# (seatline_bench) and fresh topics, with settings that keep admission out of the way, runs
+# the scenarios, prints a table, and writes a JSON result and an SVG plot under bench/results/.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=deploy/local/env.sh
+source "$here/env.sh"
+cd "$SEATLINE_ROOT"
+
+smoke=false
+if [[ "${1:-}" == "--smoke" ]]; then
+  smoke=true
+  shift
+fi
+
+"$here/services.sh" start
+
+profile="${SEATLINE_PROFILE:-release}"
+echo "[bench] building ($profile profile)" >&2
+cargo build --profile "$profile" --bin seatline-api --bin seatline-workers --bin seatline-bench >&2
+bin="target/$([[ "$profile" == dev ]] && echo debug || echo "$profile")"
+
+# A fresh database and fresh topics for every run, so runs never see each other's data.
+bench_db="${BENCH_DATABASE:-seatline_bench}"
+psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -qc "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null
+psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE \"$bench_db\"" >/dev/null
+export DATABASE_URL="${DATABASE_URL%/*}/$bench_db"
+export KAFKA_TOPIC_PREFIX="bench-$(date +%s)."
+export HTTP_ADDR="${BENCH_HTTP_ADDR:-127.0.0.1:18080}"
+export WORKERS_METRICS_ADDR="${BENCH_METRICS_ADDR:-127.0.0.1:19100}"
+export TOKEN_SECRET="${TOKEN_SECRET:-$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')}"
+export ADMIN_TOKEN="${ADMIN_TOKEN:-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')}"
+# Admission is not what is measured: everyone is admitted at once and stays admitted.
+export QUEUE_MAX_ACTIVE="${QUEUE_MAX_ACTIVE:-100000000}"
+export QUEUE_ADMIT_PER_SEC="${QUEUE_ADMIT_PER_SEC:-100000000}"
+export QUEUE_ACTIVE_TTL="${QUEUE_ACTIVE_TTL:-3600s}"
+export QUEUE_WAIT_IDLE_TTL="${QUEUE_WAIT_IDLE_TTL:-3600s}"
+# Holds outlive the run, and one per user, so every held seat can be paid.
+export RESERVATION_HOLD_TTL="${RESERVATION_HOLD_TTL:-3600s}"
+export MAX_HOLDS_PER_USER="${MAX_HOLDS_PER_USER:-1}"
+export DATABASE_MAX_CONNECTIONS="${DATABASE_MAX_CONNECTIONS:-32}"
+export RUST_LOG="${RUST_LOG:-warn}"
+
+"$bin/seatline-workers" migrate >/dev/null
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  if ((${#pids[@]})); then
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT INT TERM
+
+"$bin/seatline-workers" run &
+workers_pid=$!
+pids+=("$workers_pid")
+"$bin/seatline-api" &
+api_pid=$!
+pids+=("$api_pid")
+
+deadline=$((SECONDS + 120))
+until curl -fsS "http://$HTTP_ADDR/health/ready" >/dev/null 2>&1; do
+  ((SECONDS < deadline)) || { echo "[bench] the API did not become ready" >&2; exit 1; }
+  kill -0 "$api_pid" "$workers_pid" 2>/dev/null || { echo "[bench] a process exited during start-up" >&2; exit 1; }
+  sleep 0.5
+done
+
+common=(--api "http://$HTTP_ADDR" --api-pid "$api_pid" --workers-pid "$workers_pid")
+if $smoke; then
+  "$bin/seatline-bench" "${common[@]}" --label smoke --users 200 --dates 4 --rates 50,100 \
+    --step-secs 2 --closed-loop-secs 2 --concurrency 16 --out "${BENCH_OUT:-target/bench-smoke}" "$@"
+else
+  echo "[bench] run 1: 10,000 seats, every scenario" >&2
+  "$bin/seatline-bench" "${common[@]}" --label 10k-seats "$@"
+  echo "[bench] run 2: the rush with 1,000,000 seats in the database" >&2
+  "$bin/seatline-bench" "${common[@]}" --label 1M-seats --dates 19600 --scenarios rush "$@"
+fi
