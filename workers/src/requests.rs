@@ -6,7 +6,7 @@
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use serde::de::DeserializeOwned;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 
 use seatline_shared::config::{KafkaConfig, ReservationConfig};
 use seatline_shared::kafka::{header_str, headers, Topic};
@@ -14,6 +14,7 @@ use seatline_shared::messages::{PaymentRequested, ReservationRequested};
 
 use crate::consumer::dead_letter::{self, Poison};
 use crate::consumer::BatchHandler;
+use crate::decision::RequestMessage;
 use crate::{payments, reservations};
 
 /// A parsed request with where it came from.
@@ -83,52 +84,91 @@ pub struct RequestHandler {
     pub reservation: ReservationConfig,
 }
 
-impl RequestHandler {
-    async fn handle_reservations(&self, batch: &[OwnedMessage]) -> anyhow::Result<()> {
-        let (parsed, mut poison) = parse_batch::<ReservationRequested>(batch);
-        let mut tx = self.pool.begin().await?;
-        let outcomes = if parsed.is_empty() {
-            Vec::new()
-        } else {
-            reservations::decide(&mut tx, &parsed, &self.reservation).await?
-        };
-        for (incoming, outcome) in parsed.iter().zip(&outcomes) {
-            if *outcome == reservations::Outcome::UnknownUser {
-                poison.push(Poison {
-                    message: &batch[incoming.index],
-                    error: "unknown user".into(),
-                });
-            }
-        }
-        dead_letter::publish(&self.producer, &self.kafka, &poison).await?;
-        tx.commit().await?;
-        for (incoming, outcome) in parsed.iter().zip(&outcomes) {
-            let label = match outcome {
-                reservations::Outcome::Held { .. } => "HELD",
-                reservations::Outcome::Rejected(_) => "REJECTED",
-                _ => continue,
-            };
-            record_decision("reservation", label, incoming.message.submitted_at);
-            tracing::info!(
-                request_id = %incoming.message.request_id,
-                trace_id = trace_id(incoming.traceparent.as_deref()),
-                outcome = ?outcome,
-                "reservation decided"
-            );
-        }
-        Ok(())
-    }
+/// What the handler needs of a decider's outcome.
+pub trait DecisionOutcome: std::fmt::Debug {
+    /// The committed outcome (HELD, REJECTED, PAID, FAILED); `None` when nothing was decided
+    /// now (decided before, or dead-lettered).
+    fn label(&self) -> Option<&'static str>;
+    /// The request names a user that does not exist: it is dead-lettered.
+    fn unknown_user(&self) -> bool;
+}
 
-    async fn handle_payments(&self, batch: &[OwnedMessage]) -> anyhow::Result<()> {
-        let (parsed, mut poison) = parse_batch::<PaymentRequested>(batch);
+impl DecisionOutcome for reservations::Outcome {
+    fn label(&self) -> Option<&'static str> {
+        match self {
+            Self::Held { .. } => Some("HELD"),
+            Self::Rejected(_) => Some("REJECTED"),
+            Self::AlreadyDecided | Self::UnknownUser => None,
+        }
+    }
+    fn unknown_user(&self) -> bool {
+        *self == Self::UnknownUser
+    }
+}
+
+impl DecisionOutcome for payments::Outcome {
+    fn label(&self) -> Option<&'static str> {
+        match self {
+            Self::Paid { .. } => Some("PAID"),
+            Self::Failed(_) => Some("FAILED"),
+            Self::AlreadyDecided | Self::UnknownUser => None,
+        }
+    }
+    fn unknown_user(&self) -> bool {
+        *self == Self::UnknownUser
+    }
+}
+
+/// A request message type and the decider for it.
+pub trait Decide: RequestMessage + DeserializeOwned + Send + Sync + Sized {
+    /// The metric and log label of the kind.
+    const LABEL: &'static str;
+    type Outcome: DecisionOutcome + Send + Sync;
+    fn decide<'a>(
+        tx: &'a mut Transaction<'static, Postgres>,
+        batch: &'a [Incoming<Self>],
+        config: &'a ReservationConfig,
+    ) -> impl std::future::Future<Output = sqlx::Result<Vec<Self::Outcome>>> + Send + 'a;
+}
+
+impl Decide for ReservationRequested {
+    const LABEL: &'static str = "reservation";
+    type Outcome = reservations::Outcome;
+    fn decide<'a>(
+        tx: &'a mut Transaction<'static, Postgres>,
+        batch: &'a [Incoming<Self>],
+        config: &'a ReservationConfig,
+    ) -> impl std::future::Future<Output = sqlx::Result<Vec<Self::Outcome>>> + Send + 'a {
+        reservations::decide(tx, batch, config)
+    }
+}
+
+impl Decide for PaymentRequested {
+    const LABEL: &'static str = "payment";
+    type Outcome = payments::Outcome;
+    fn decide<'a>(
+        tx: &'a mut Transaction<'static, Postgres>,
+        batch: &'a [Incoming<Self>],
+        _config: &'a ReservationConfig,
+    ) -> impl std::future::Future<Output = sqlx::Result<Vec<Self::Outcome>>> + Send + 'a {
+        payments::decide(tx, batch)
+    }
+}
+
+impl RequestHandler {
+    /// Parses the batch, decides what parsed in one transaction, dead-letters the rest (before
+    /// the commit, so nothing is lost if the commit fails and the batch is retried), commits,
+    /// then counts and logs each decision with its trace id.
+    async fn decide_batch<T: Decide>(&self, batch: &[OwnedMessage]) -> anyhow::Result<()> {
+        let (parsed, mut poison) = parse_batch::<T>(batch);
         let mut tx = self.pool.begin().await?;
         let outcomes = if parsed.is_empty() {
             Vec::new()
         } else {
-            payments::decide(&mut tx, &parsed).await?
+            T::decide(&mut tx, &parsed, &self.reservation).await?
         };
         for (incoming, outcome) in parsed.iter().zip(&outcomes) {
-            if *outcome == payments::Outcome::UnknownUser {
+            if outcome.unknown_user() {
                 poison.push(Poison {
                     message: &batch[incoming.index],
                     error: "unknown user".into(),
@@ -138,17 +178,16 @@ impl RequestHandler {
         dead_letter::publish(&self.producer, &self.kafka, &poison).await?;
         tx.commit().await?;
         for (incoming, outcome) in parsed.iter().zip(&outcomes) {
-            let label = match outcome {
-                payments::Outcome::Paid { .. } => "PAID",
-                payments::Outcome::Failed(_) => "FAILED",
-                _ => continue,
+            let Some(label) = outcome.label() else {
+                continue;
             };
-            record_decision("payment", label, incoming.message.submitted_at);
+            record_decision(T::LABEL, label, incoming.message.submitted_at());
             tracing::info!(
-                payment_id = %incoming.message.payment_id,
+                request_id = %incoming.message.request_id(),
                 trace_id = trace_id(incoming.traceparent.as_deref()),
                 outcome = ?outcome,
-                "payment decided"
+                "{} decided",
+                T::LABEL
             );
         }
         Ok(())
@@ -162,9 +201,9 @@ impl BatchHandler for RequestHandler {
         };
         let topic = first.topic();
         if topic == self.kafka.topic(Topic::ReservationRequests) {
-            self.handle_reservations(batch).await
+            self.decide_batch::<ReservationRequested>(batch).await
         } else if topic == self.kafka.topic(Topic::PaymentRequests) {
-            self.handle_payments(batch).await
+            self.decide_batch::<PaymentRequested>(batch).await
         } else {
             anyhow::bail!("no handler for topic {topic}")
         }

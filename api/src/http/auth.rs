@@ -32,6 +32,14 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
+/// The claims of a validly signed bearer token; 401 otherwise.
+fn signed_claims(parts: &Parts, state: &AppState) -> Result<crate::tokens::TokenClaims, ApiError> {
+    state
+        .tokens
+        .verify(bearer(parts)?)
+        .ok_or(ApiError::Unauthorized("invalid token"))
+}
+
 /// A verified, live queue token.
 #[derive(Debug, Clone)]
 pub struct QueueToken(pub TokenView);
@@ -40,10 +48,7 @@ impl FromRequestParts<AppState> for QueueToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let claims = state
-            .tokens
-            .verify(bearer(parts)?)
-            .ok_or(ApiError::Unauthorized("invalid token"))?;
+        let claims = signed_claims(parts, state)?;
         let mut conn = state.db.acquire().await?;
         let view = queue::token_view(&mut conn, claims.token_id)
             .await?
@@ -108,10 +113,7 @@ impl FromRequestParts<AppState> for TokenOwner {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let claims = state
-            .tokens
-            .verify(bearer(parts)?)
-            .ok_or(ApiError::Unauthorized("invalid token"))?;
+        let claims = signed_claims(parts, state)?;
         let row: Option<(uuid::Uuid,)> =
             sqlx::query_as("SELECT user_id FROM queue_tokens WHERE id = $1")
                 .bind(claims.token_id)

@@ -55,6 +55,18 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// `items` were fetched with `limit + 1` rows: one more than the page means another page
+    /// follows, starting after the last item kept.
+    fn of(mut items: Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Self {
+        let next_cursor = (items.len() as i64 > limit).then(|| {
+            items.truncate(limit as usize);
+            items.last().map(&cursor).unwrap_or_default()
+        });
+        Self { items, next_cursor }
+    }
+}
+
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservationEntry {
@@ -96,7 +108,7 @@ pub async fn reservations(
     let limit = page.limit()?;
     // Reservation ids are UUIDv7: ordering by id is ordering by creation.
     let before: Option<Uuid> = page.cursor()?;
-    let mut items: Vec<ReservationEntry> = sqlx::query_as(
+    let items: Vec<ReservationEntry> = sqlx::query_as(
         "SELECT id AS reservation_id,
                 CASE WHEN status = 'HELD' AND expires_at <= now() THEN 'EXPIRED' ELSE status END AS status,
                 concert_date_id, seat_no, price, held_at, expires_at, confirmed_at
@@ -109,14 +121,9 @@ pub async fn reservations(
     .bind(limit + 1)
     .fetch_all(&state.db)
     .await?;
-    let next_cursor = (items.len() as i64 > limit).then(|| {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|r| r.reservation_id.to_string())
-            .unwrap_or_default()
-    });
-    Ok(Json(Page { items, next_cursor }))
+    Ok(Json(Page::of(items, limit, |r| {
+        r.reservation_id.to_string()
+    })))
 }
 
 /// The user's point history (charges and payments), newest first.
@@ -136,7 +143,7 @@ pub async fn ledger(
     own(user, client_id)?;
     let limit = page.limit()?;
     let before: Option<i64> = page.cursor()?;
-    let mut items: Vec<LedgerEntry> = sqlx::query_as(
+    let items: Vec<LedgerEntry> = sqlx::query_as(
         "SELECT id, kind, amount, balance_after, payment_id, created_at
          FROM point_ledger
          WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2)
@@ -147,9 +154,5 @@ pub async fn ledger(
     .bind(limit + 1)
     .fetch_all(&state.db)
     .await?;
-    let next_cursor = (items.len() as i64 > limit).then(|| {
-        items.truncate(limit as usize);
-        items.last().map(|e| e.id.to_string()).unwrap_or_default()
-    });
-    Ok(Json(Page { items, next_cursor }))
+    Ok(Json(Page::of(items, limit, |e| e.id.to_string())))
 }

@@ -98,13 +98,7 @@ impl ConsumerContext for RebalanceContext {
                 }
             }
             // Everything stored so far was committed to the database first; hand it over.
-            match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(())
-                | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-                Err(err) => {
-                    tracing::warn!(error = %err, "commit on revoke failed; the next owner redoes that work")
-                }
-            }
+            commit_stored(consumer, "revoke");
             tracing::info!(partitions = tpl.count(), "partitions revoked");
         }
     }
@@ -129,6 +123,17 @@ impl ConsumerContext for RebalanceContext {
 }
 
 type Consumer_ = StreamConsumer<RebalanceContext>;
+
+/// Commits the stored offsets (each stored only after its batch's database commit). Nothing
+/// stored is fine; a failure only means the next owner redoes that work, idempotently.
+fn commit_stored<C: Consumer<RebalanceContext>>(consumer: &C, when: &str) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+        Err(err) => {
+            tracing::warn!(error = %err, when, "offset commit failed; the work is redone idempotently")
+        }
+    }
+}
 
 /// Settings of one consumer run.
 #[derive(Debug, Clone)]
@@ -227,12 +232,7 @@ pub async fn run<H: BatchHandler>(
     drop(workers);
     stop_tasks.cancel();
     while tasks.join_next().await.is_some() {}
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-        Err(err) => {
-            tracing::warn!(error = %err, "final offset commit failed; the work is redone idempotently")
-        }
-    }
+    commit_stored(&*consumer, "shutdown");
     consumer.unsubscribe();
     tracing::info!(group = %settings.group_id, "consumer stopped");
     Ok(())

@@ -247,7 +247,18 @@ pub async fn decide(
         .bind(now)
         .execute(&mut **tx)
         .await?;
-        let expiry_events: Vec<NewEvent> = expired.iter().map(|r| expired_event(r, now)).collect();
+        let expiry_events: Vec<NewEvent> = expired
+            .iter()
+            .map(|r| {
+                expired_event(ReservationExpired {
+                    reservation_id: r.id,
+                    user_id: r.user_id,
+                    concert_date_id: r.concert_date_id,
+                    seat_no: r.seat_no,
+                    expired_at: now,
+                })
+            })
+            .collect();
         outbox::write(tx, &expiry_events).await?;
     }
     insert_holds(tx, &new_holds, now, expires_at).await?;
@@ -256,18 +267,13 @@ pub async fn decide(
     Ok(outcomes)
 }
 
-fn expired_event(r: &LiveReservation, now: DateTime<Utc>) -> NewEvent {
+/// The `reservation.expired` event of a hold, written by the decider or the sweeper.
+pub fn expired_event(expired: ReservationExpired) -> NewEvent {
     NewEvent::new(
         aggregate_types::SEAT,
-        seat_key(r.concert_date_id, r.seat_no),
+        seat_key(expired.concert_date_id, expired.seat_no),
         event_types::RESERVATION_EXPIRED,
-        &ReservationExpired {
-            reservation_id: r.id,
-            user_id: r.user_id,
-            concert_date_id: r.concert_date_id,
-            seat_no: r.seat_no,
-            expired_at: now,
-        },
+        &expired,
         None,
     )
 }

@@ -12,8 +12,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use seatline_shared::kafka::seat_key;
-use seatline_shared::messages::{aggregate_types, event_types, ReservationExpired};
+use seatline_shared::messages::ReservationExpired;
 
 use crate::outbox::{self, NewEvent};
 
@@ -53,19 +52,13 @@ pub async fn sweep_once(pool: &PgPool) -> sqlx::Result<usize> {
     let events: Vec<NewEvent> = expired
         .iter()
         .map(|r| {
-            NewEvent::new(
-                aggregate_types::SEAT,
-                seat_key(r.concert_date_id, r.seat_no),
-                event_types::RESERVATION_EXPIRED,
-                &ReservationExpired {
-                    reservation_id: r.id,
-                    user_id: r.user_id,
-                    concert_date_id: r.concert_date_id,
-                    seat_no: r.seat_no,
-                    expired_at: r.expired_at,
-                },
-                None,
-            )
+            super::expired_event(ReservationExpired {
+                reservation_id: r.id,
+                user_id: r.user_id,
+                concert_date_id: r.concert_date_id,
+                seat_no: r.seat_no,
+                expired_at: r.expired_at,
+            })
         })
         .collect();
     outbox::write(&mut tx, &events).await?;
