@@ -41,6 +41,9 @@ pub struct ApiConfig {
     /// Largest balance a user may hold.
     #[arg(long, env = "BALANCE_MAX", default_value_t = 1_000_000_000_000)]
     pub balance_max: i64,
+    /// How long an ACTIVE token's state may be served from memory (0 disables the cache).
+    #[arg(long, env = "TOKEN_CACHE_TTL", default_value = "1s", value_parser = parse_duration)]
+    pub token_cache_ttl: Duration,
     /// Upper bound on one HTTP request, long polls included.
     #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "40s", value_parser = parse_duration)]
     pub request_timeout: Duration,
@@ -63,6 +66,7 @@ impl ApiConfig {
             admin_token: None,
             charge_max: 1_000_000,
             balance_max: 1_000_000_000_000,
+            token_cache_ttl: Duration::from_secs(1),
             request_timeout: Duration::from_secs(40),
             database,
             kafka,

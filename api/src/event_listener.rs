@@ -10,9 +10,11 @@ use rdkafka::consumer::StreamConsumer;
 use tokio_util::sync::CancellationToken;
 
 use seatline_shared::config::KafkaConfig;
-use seatline_shared::events::ReceivedEvent;
+use seatline_shared::events::{cloud_event_type, ReceivedEvent};
 use seatline_shared::kafka::{self, Topic};
+use seatline_shared::messages::event_types;
 
+use crate::hot_cache::HotCache;
 use crate::waiters::Waiters;
 
 /// Builds the listener consumer, assigned to every partition of both event topics at their
@@ -27,7 +29,12 @@ pub async fn connect(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {
 
 /// Wakes waiters from `consumer` until `shutdown`. librdkafka reconnects by itself, so a
 /// broker outage only pauses it.
-pub async fn listen(consumer: &StreamConsumer, waiters: &Waiters, shutdown: &CancellationToken) {
+pub async fn listen(
+    consumer: &StreamConsumer,
+    waiters: &Waiters,
+    cache: &HotCache,
+    shutdown: &CancellationToken,
+) {
     loop {
         let received = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -35,7 +42,17 @@ pub async fn listen(consumer: &StreamConsumer, waiters: &Waiters, shutdown: &Can
         };
         match received {
             Ok(message) => {
-                if let Some(id) = ReceivedEvent::decode(&message).and_then(|e| e.request_id()) {
+                let Some(event) = ReceivedEvent::decode(&message) else {
+                    continue;
+                };
+                // A payment ended the payer's token: stop serving it from memory before anyone
+                // who waited for this payment can use the token again.
+                if event.event_type == cloud_event_type(event_types::PAYMENT_SUCCEEDED) {
+                    if let Some(user) = event.data["userId"].as_str().and_then(|u| u.parse().ok()) {
+                        cache.forget_user(user);
+                    }
+                }
+                if let Some(id) = event.request_id() {
                     waiters.wake(id);
                 }
             }
@@ -48,7 +65,12 @@ pub async fn listen(consumer: &StreamConsumer, waiters: &Waiters, shutdown: &Can
 }
 
 /// Runs until `shutdown`, retrying the connection with a pause while Kafka is unavailable.
-pub async fn run(config: KafkaConfig, waiters: Waiters, shutdown: CancellationToken) {
+pub async fn run(
+    config: KafkaConfig,
+    waiters: Waiters,
+    cache: HotCache,
+    shutdown: CancellationToken,
+) {
     loop {
         let connected = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -57,7 +79,7 @@ pub async fn run(config: KafkaConfig, waiters: Waiters, shutdown: CancellationTo
         match connected {
             Ok(consumer) => {
                 tracing::info!("event listener assigned");
-                listen(&consumer, &waiters, &shutdown).await;
+                listen(&consumer, &waiters, &cache, &shutdown).await;
                 return;
             }
             Err(err) => {

@@ -8,12 +8,14 @@
 //! - [`config`]: the API's settings.
 //! - [`state`]: what handlers share (pool, producer, config, token signer).
 //! - [`tokens`]: signing and verifying queue tokens.
+//! - [`hot_cache`]: admitted tokens and seat prices kept in memory, with bounded staleness.
 //! - [`http`]: routes, handlers, extractors and the error mapping.
 //! - [`submit`]: recording and publishing asynchronous requests.
 //! - [`event_listener`], [`waiters`]: completion events wake long polls.
 
 pub mod config;
 pub mod event_listener;
+pub mod hot_cache;
 pub mod http;
 pub mod state;
 pub mod submit;
@@ -67,6 +69,7 @@ pub fn spawn_event_listener(
     tokio::spawn(event_listener::run(
         state.config.kafka.clone(),
         state.waiters.clone(),
+        state.cache.clone(),
         stop,
     ))
 }

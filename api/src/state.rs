@@ -7,6 +7,7 @@ use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 
 use crate::config::ApiConfig;
+use crate::hot_cache::HotCache;
 use crate::tokens::TokenSigner;
 use crate::waiters::Waiters;
 
@@ -21,11 +22,14 @@ pub struct AppState {
     pub waiters: Waiters,
     /// Renders the process's metrics at `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Admitted tokens and seat prices, with bounded staleness.
+    pub cache: HotCache,
 }
 
 impl AppState {
     pub fn new(config: ApiConfig, db: PgPool, producer: FutureProducer) -> Self {
         let tokens = TokenSigner::new(config.token_secret.clone());
+        let cache = HotCache::new(config.token_cache_ttl);
         Self {
             db,
             producer,
@@ -33,6 +37,7 @@ impl AppState {
             tokens,
             waiters: Waiters::default(),
             metrics: seatline_shared::metrics::install(),
+            cache,
         }
     }
 }

@@ -69,6 +69,13 @@ impl FromRequestParts<AppState> for ActiveToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // The hot path: an admitted token seen within TOKEN_CACHE_TTL skips the database.
+        let claims = signed_claims(parts, state)?;
+        if let Some(view) = state.cache.active_token(claims.user_id, claims.token_id) {
+            if view.is_live(&state.config.queue) {
+                return Ok(ActiveToken(view));
+            }
+        }
         let QueueToken(view) = QueueToken::from_request_parts(parts, state).await?;
         if view.status() != Some(TokenStatus::Active) {
             return Err(ApiError::NotAdmitted {
@@ -76,6 +83,7 @@ impl FromRequestParts<AppState> for ActiveToken {
                 estimated_wait_seconds: view.estimated_wait_seconds(&state.config.queue),
             });
         }
+        state.cache.remember_active_token(&view);
         Ok(ActiveToken(view))
     }
 }

@@ -117,14 +117,12 @@ pub async fn submit(
     Json(request): Json<ReservationRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    if catalog::seat_price(&state.db, request.concert_date_id, request.seat_no)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::NotFound(format!(
-            "concert date {} has no seat {}",
-            request.concert_date_id, request.seat_no
-        )));
+    let (date, seat) = (request.concert_date_id, request.seat_no);
+    if state.cache.seat_price(date, seat).is_none() {
+        let price = catalog::seat_price(&state.db, date, seat)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("concert date {date} has no seat {seat}")))?;
+        state.cache.remember_seat_price(date, seat, price);
     }
     let recorded = submit::record(
         &state,

@@ -61,9 +61,13 @@ impl Pipeline {
         let app = TestApp::with_kafka(pool.clone(), kafka.clone());
         let listener_stop = CancellationToken::new();
         let consumer = seatline_api::event_listener::connect(&kafka).await.unwrap();
-        let (waiters, stop) = (app.state.waiters.clone(), listener_stop.clone());
+        let (waiters, cache, stop) = (
+            app.state.waiters.clone(),
+            app.state.cache.clone(),
+            listener_stop.clone(),
+        );
         tokio::spawn(async move {
-            seatline_api::event_listener::listen(&consumer, &waiters, &stop).await
+            seatline_api::event_listener::listen(&consumer, &waiters, &cache, &stop).await
         });
         Self {
             pool,
