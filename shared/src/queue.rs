@@ -151,8 +151,9 @@ pub async fn issue_token(
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-    // Serialises concurrent requests of one user, so two cannot both take a place.
-    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+    // Serialises concurrent requests of one user, so two cannot both take a place. (NO KEY:
+    // rows referencing the user need not wait.)
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
         .bind(user_id)
         .execute(&mut *tx)
         .await?;

@@ -2,6 +2,9 @@
 //! transaction's clock.
 //!
 //! Lock order: a batch locks its seats (sorted), then its users (sorted), before anything else.
+//! The locks are `FOR NO KEY UPDATE`: they serialise deciders, charges and payments on a row,
+//! but not the foreign-key checks (`FOR KEY SHARE`) of rows that merely reference it, so the
+//! API recording a request of a user in a running batch does not wait for that batch.
 //! Reservations and payments both follow it, so concurrent batches cannot deadlock, and a
 //! seat's hold, payment and expiry are serialised by the seat row.
 
@@ -63,7 +66,7 @@ pub async fn lock_seats(conn: &mut PgConnection, seats: &[SeatRef]) -> sqlx::Res
         "SELECT 1 FROM seats s
          JOIN unnest($1::bigint[], $2::int[]) AS k(d, n) ON s.concert_date_id = k.d AND s.seat_no = k.n
          ORDER BY s.concert_date_id, s.seat_no
-         FOR UPDATE OF s",
+         FOR NO KEY UPDATE OF s",
     )
     .bind(&dates)
     .bind(&numbers)
@@ -78,7 +81,7 @@ pub async fn lock_users(conn: &mut PgConnection, users: &[Uuid]) -> sqlx::Result
     sorted.sort_unstable();
     sorted.dedup();
     let rows: Vec<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        sqlx::query_as("SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
             .bind(&sorted)
             .fetch_all(&mut *conn)
             .await?;

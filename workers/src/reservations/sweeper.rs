@@ -38,7 +38,7 @@ pub async fn sweep_once(pool: &PgPool) -> sqlx::Result<usize> {
              WHERE r.status = 'HELD' AND r.expires_at <= now()
              ORDER BY r.expires_at
              LIMIT $1
-             FOR UPDATE OF s SKIP LOCKED
+             FOR NO KEY UPDATE OF s SKIP LOCKED
          )
          UPDATE reservations r SET status = 'EXPIRED', expired_at = now()
          FROM due
