@@ -7,7 +7,7 @@ use seatline_shared::config::{DatabaseConfig, KafkaConfig};
 
 /// Sale-day load against a running Seatline.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "seatline-bench", version, about)]
+#[command(name = "seatline-bench", version, about, args_override_self = true)]
 pub struct BenchArgs {
     /// Base URL of the API.
     #[arg(long, env = "BENCH_API", default_value = "http://127.0.0.1:8080")]
