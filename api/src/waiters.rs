@@ -39,12 +39,4 @@ impl Waiters {
             notify.notify_waiters();
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.inner.lock().expect("waiters lock").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
