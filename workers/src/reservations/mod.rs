@@ -103,11 +103,18 @@ pub async fn decide(
         .map(|s| ((s.concert_date_id, s.seat_no), s))
         .collect();
 
+    // One index probe per seat of the batch. As a plain join, the cached generic plan hashed
+    // every live reservation in the database for each batch, so the cost grew with sales.
+    // LIMIT 1 keeps the subquery from being flattened into that join; the partial unique
+    // index allows at most one live reservation per seat anyway.
     let live: Vec<LiveReservation> = sqlx::query_as(
         "SELECT r.id, r.user_id, r.concert_date_id, r.seat_no, r.status, r.expires_at
-         FROM reservations r
-         JOIN unnest($1::bigint[], $2::int[]) AS k(d, n) ON r.concert_date_id = k.d AND r.seat_no = k.n
-         WHERE r.status IN ('HELD', 'CONFIRMED')",
+         FROM unnest($1::bigint[], $2::int[]) AS k(d, n)
+         CROSS JOIN LATERAL (
+             SELECT * FROM reservations r
+             WHERE r.concert_date_id = k.d AND r.seat_no = k.n AND r.status IN ('HELD', 'CONFIRMED')
+             LIMIT 1
+         ) r",
     )
     .bind(&dates)
     .bind(&numbers)
