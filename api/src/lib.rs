@@ -17,6 +17,7 @@ pub mod config;
 pub mod event_listener;
 pub mod hot_cache;
 pub mod http;
+pub mod request_recorder;
 pub mod state;
 pub mod submit;
 #[cfg(feature = "testing")]

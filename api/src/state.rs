@@ -8,6 +8,7 @@ use sqlx::PgPool;
 
 use crate::config::ApiConfig;
 use crate::hot_cache::HotCache;
+use crate::request_recorder::RequestRecorder;
 use crate::tokens::TokenSigner;
 use crate::waiters::Waiters;
 
@@ -24,13 +25,17 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Admitted tokens and seat prices, with bounded staleness.
     pub cache: HotCache,
+    /// Records submissions in group commits.
+    pub recorder: RequestRecorder,
 }
 
 impl AppState {
+    /// Must be called on a Tokio runtime: it starts the request recorder's task.
     pub fn new(config: ApiConfig, db: PgPool, producer: FutureProducer) -> Self {
         let tokens = TokenSigner::new(config.token_secret.clone());
         let cache = HotCache::new(config.token_cache_ttl);
         Self {
+            recorder: RequestRecorder::spawn(db.clone()),
             db,
             producer,
             config: Arc::new(config),

@@ -1,7 +1,7 @@
 //! Submitting asynchronous requests: record the request, publish it to its request topic keyed
 //! by seat, and answer only after the broker's acknowledgement.
 //!
-//! The record (`requests`) lets any API instance tell "pending" from "never issued", and maps an
+//! The record (`requests`, written in group commits by [`crate::request_recorder`]) lets any API instance tell "pending" from "never issued", and maps an
 //! idempotency key (or a client-chosen payment id) to one request id. A retry of a recorded
 //! request publishes the same id again; the workers decide an id once, so that is harmless and
 //! guarantees the request is on the topic even if an earlier attempt's produce failed.
@@ -19,7 +19,7 @@ use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// A request to record.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NewRequest {
     pub id: Uuid,
     pub kind: RequestKind,
@@ -50,22 +50,9 @@ struct Existing {
 /// Records the request, or returns the earlier record of the same request (same id, or same
 /// user, kind and idempotency key). The same key or id with a different request is refused.
 pub async fn record(state: &AppState, new: &NewRequest) -> Result<Recorded, ApiError> {
-    let inserted: Option<(Uuid, DateTime<Utc>)> = sqlx::query_as(
-        "INSERT INTO requests (id, kind, user_id, idempotency_key, payload)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT DO NOTHING
-         RETURNING id, submitted_at",
-    )
-    .bind(new.id)
-    .bind(new.kind.as_str())
-    .bind(new.user_id)
-    .bind(new.idempotency_key.as_deref())
-    .bind(&new.payload)
-    .fetch_optional(&state.db)
-    .await?;
-    if let Some((id, submitted_at)) = inserted {
+    if let Some(submitted_at) = state.recorder.insert(new.clone()).await? {
         return Ok(Recorded {
-            id,
+            id: new.id,
             submitted_at,
             repeated: false,
         });
