@@ -11,10 +11,13 @@
 //! - [`hot_cache`]: admitted tokens and seat prices kept in memory, with bounded staleness.
 //! - [`http`]: routes, handlers, extractors and the error mapping.
 //! - [`submit`]: recording and publishing asynchronous requests.
+//! - [`group_commit`]: concurrent callers' writes gathered into one transaction, used by
+//!   [`request_recorder`] (request records) and [`token_issuer`] (places in line).
 //! - [`event_listener`], [`waiters`]: completion events wake long polls.
 
 pub mod config;
 pub mod event_listener;
+pub mod group_commit;
 pub mod hot_cache;
 pub mod http;
 pub mod request_recorder;
@@ -22,6 +25,7 @@ pub mod state;
 pub mod submit;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod token_issuer;
 pub mod tokens;
 pub mod waiters;
 

@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use crate::config::ApiConfig;
 use crate::hot_cache::HotCache;
 use crate::request_recorder::RequestRecorder;
+use crate::token_issuer::TokenIssuer;
 use crate::tokens::TokenSigner;
 use crate::waiters::Waiters;
 
@@ -27,6 +28,8 @@ pub struct AppState {
     pub cache: HotCache,
     /// Records submissions in group commits.
     pub recorder: RequestRecorder,
+    /// Issues queue tokens in group commits.
+    pub token_issuer: TokenIssuer,
 }
 
 impl AppState {
@@ -36,6 +39,7 @@ impl AppState {
         let cache = HotCache::new(config.token_cache_ttl);
         Self {
             recorder: RequestRecorder::spawn(db.clone()),
+            token_issuer: TokenIssuer::spawn(db.clone(), config.queue.clone()),
             db,
             producer,
             config: Arc::new(config),

@@ -8,7 +8,7 @@
 //! (`queue_dropped_tree`), so a position costs O(log n) index lookups and never counts the
 //! waiting set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -146,58 +146,109 @@ pub async fn issue_token(
     user_id: Uuid,
     config: &QueueConfig,
 ) -> sqlx::Result<Issued> {
+    let mut issued = issue_tokens(pool, &[user_id], config).await?;
+    Ok(issued.pop().expect("one answer per user"))
+}
+
+/// [`issue_token`] for many users in one transaction, with answers in the order asked. Places
+/// are taken in that order too. A user asked for twice gets one token, `created` only the
+/// first time.
+///
+/// One transaction for many keeps the queue counter row, which every new token must update,
+/// from serialising the arrivals one commit at a time.
+pub async fn issue_tokens(
+    pool: &PgPool,
+    user_ids: &[Uuid],
+    config: &QueueConfig,
+) -> sqlx::Result<Vec<Issued>> {
+    let mut sorted = user_ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING")
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-    // Serialises concurrent requests of one user, so two cannot both take a place. (NO KEY:
-    // rows referencing the user need not wait.)
-    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(user_id)
+    sqlx::query(
+        "INSERT INTO users (id) SELECT * FROM unnest($1::uuid[]) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&sorted)
+    .execute(&mut *tx)
+    .await?;
+    // Serialises concurrent requests of one user, so two cannot both take a place. Sorted, so
+    // concurrent batches cannot deadlock. (NO KEY: rows referencing the user need not wait.)
+    sqlx::query("SELECT 1 FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+        .bind(&sorted)
         .execute(&mut *tx)
         .await?;
     let existing = sqlx::query_as::<_, TokenView>(&format!(
-        "{TOKEN_VIEW_SQL} WHERE t.user_id = $1 AND t.status IN ('WAITING', 'ACTIVE')"
+        "{TOKEN_VIEW_SQL} WHERE t.user_id = ANY($1) AND t.status IN ('WAITING', 'ACTIVE')"
     ))
-    .bind(user_id)
-    .fetch_optional(&mut *tx)
+    .bind(&sorted)
+    .fetch_all(&mut *tx)
     .await?;
-    if let Some(token) = existing {
+    let mut tokens: HashMap<Uuid, Issued> = HashMap::with_capacity(sorted.len());
+    for token in existing {
         if token.is_live(config) {
-            tx.commit().await?;
-            return Ok(Issued {
+            let issued = Issued {
                 token,
                 created: false,
-            });
+            };
+            tokens.insert(issued.token.user_id, issued);
+        } else {
+            // Stale but not yet swept: end it here, as the admitter would.
+            end_stale_token(&mut tx, &token).await?;
         }
-        // Stale but not yet swept: end it here, as the admitter would.
-        end_stale_token(&mut tx, &token).await?;
     }
-    // Taking the next number under the queue_state row lock keeps seq gapless and makes
-    // tokens visible in seq order, which admission relies on.
-    let (seq,): (i64,) =
-        sqlx::query_as("UPDATE queue_state SET last_seq = last_seq + 1 RETURNING last_seq")
-            .fetch_one(&mut *tx)
-            .await?;
-    let id = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO queue_tokens (id, user_id, seq, status) VALUES ($1, $2, $3, 'WAITING')",
-    )
-    .bind(id)
-    .bind(user_id)
-    .bind(seq)
-    .execute(&mut *tx)
-    .await?;
-    let token = sqlx::query_as::<_, TokenView>(&format!("{TOKEN_VIEW_SQL} WHERE t.id = $1"))
-        .bind(id)
-        .fetch_one(&mut *tx)
+    // New places in arrival order, each user once.
+    let mut queued: HashSet<Uuid> = HashSet::new();
+    let newcomers: Vec<Uuid> = user_ids
+        .iter()
+        .copied()
+        .filter(|user| !tokens.contains_key(user) && queued.insert(*user))
+        .collect();
+    if !newcomers.is_empty() {
+        // Taking the numbers under the queue_state row lock keeps seq gapless and makes tokens
+        // visible in seq order, which admission relies on.
+        let count = newcomers.len() as i64;
+        let (last,): (i64,) =
+            sqlx::query_as("UPDATE queue_state SET last_seq = last_seq + $1 RETURNING last_seq")
+                .bind(count)
+                .fetch_one(&mut *tx)
+                .await?;
+        let seqs: Vec<i64> = (last - count + 1..=last).collect();
+        let ids: Vec<Uuid> = newcomers.iter().map(|_| Uuid::new_v4()).collect();
+        sqlx::query(
+            "INSERT INTO queue_tokens (id, user_id, seq, status)
+             SELECT id, user_id, seq, 'WAITING' FROM unnest($1::uuid[], $2::uuid[], $3::bigint[])
+                 AS n(id, user_id, seq)",
+        )
+        .bind(&ids)
+        .bind(&newcomers)
+        .bind(&seqs)
+        .execute(&mut *tx)
         .await?;
+        let created =
+            sqlx::query_as::<_, TokenView>(&format!("{TOKEN_VIEW_SQL} WHERE t.id = ANY($1)"))
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?;
+        for token in created {
+            let issued = Issued {
+                token,
+                created: true,
+            };
+            tokens.insert(issued.token.user_id, issued);
+        }
+    }
     tx.commit().await?;
-    Ok(Issued {
-        token,
-        created: true,
-    })
+    let mut answered: HashSet<Uuid> = HashSet::with_capacity(user_ids.len());
+    Ok(user_ids
+        .iter()
+        .map(|user| {
+            let issued = &tokens[user];
+            Issued {
+                token: issued.token.clone(),
+                created: issued.created && answered.insert(*user),
+            }
+        })
+        .collect())
 }
 
 async fn end_stale_token(

@@ -57,3 +57,40 @@ async fn concurrent_admitters_admit_each_waiter_once_in_order(pool: PgPool) {
     let seqs: Vec<i64> = rows.into_iter().map(|(s,)| s).collect();
     assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
 }
+
+/// Issuing for many users in one transaction: places in the order asked, one token per user
+/// however often it is asked for, and a user's live token given back, not replaced.
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn a_batch_of_arrivals_takes_places_in_order_once_per_user(pool: PgPool) {
+    let config = QueueConfig::default();
+    let (early, a, b, c) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    let first = queue::issue_token(&pool, early, &config).await.unwrap();
+    assert_eq!(first.token.seq, 1);
+
+    let issued = queue::issue_tokens(&pool, &[c, a, early, c, b], &config)
+        .await
+        .unwrap();
+    let users: Vec<Uuid> = issued.iter().map(|i| i.token.user_id).collect();
+    assert_eq!(users, vec![c, a, early, c, b], "answers in the order asked");
+    let seqs: Vec<i64> = issued.iter().map(|i| i.token.seq).collect();
+    assert_eq!(seqs, vec![2, 3, 1, 2, 4], "new places in arrival order");
+    let created: Vec<bool> = issued.iter().map(|i| i.created).collect();
+    assert_eq!(created, vec![true, true, false, false, true]);
+    assert_eq!(issued[0].token.id, issued[3].token.id, "one token for c");
+    assert_eq!(issued[2].token.id, first.token.id, "early keeps its token");
+    let positions: Vec<i64> = issued.iter().map(|i| i.token.position).collect();
+    assert_eq!(positions, vec![2, 3, 1, 2, 4]);
+
+    let (tokens, last_seq): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM queue_tokens), (SELECT last_seq FROM queue_state)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((tokens, last_seq), (4, 4), "no gap and no extra token");
+}

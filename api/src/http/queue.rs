@@ -68,7 +68,7 @@ pub async fn issue(
             "userId must not be the nil UUID".into(),
         ));
     }
-    let issued = queue::issue_token(&state.db, request.user_id, &state.config.queue).await?;
+    let issued = state.token_issuer.issue(request.user_id).await?;
     let status = if issued.created {
         StatusCode::CREATED
     } else {
