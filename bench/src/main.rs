@@ -1,5 +1,10 @@
 //! `seatline-bench`: runs the sale-day scenarios against a running Seatline and reports.
 
+// glibc's malloc was the API's largest single cost under load (perf: _int_malloc and
+// malloc_consolidate), and its per-thread arenas inflate resident memory.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 
 #[tokio::main]

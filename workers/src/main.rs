@@ -1,5 +1,10 @@
 //! `seatline-workers`: parses the command line and runs the chosen subcommand.
 
+// glibc's malloc was the API's largest single cost under load (perf: _int_malloc and
+// malloc_consolidate), and its per-thread arenas inflate resident memory.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use seatline_workers::config::Cli;
 
