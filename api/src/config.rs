@@ -47,6 +47,11 @@ pub struct ApiConfig {
     /// Upper bound on one HTTP request, long polls included.
     #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "40s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// Writes (token issues, charges, reservation and payment submissions) in progress at once;
+    /// beyond it they are refused with 503 and Retry-After instead of queueing without bound.
+    #[arg(long, env = "HTTP_MAX_IN_FLIGHT_WRITES", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight_writes: u32,
     #[command(flatten)]
     pub database: DatabaseConfig,
     #[command(flatten)]
@@ -68,6 +73,7 @@ impl ApiConfig {
             balance_max: 1_000_000_000_000,
             token_cache_ttl: Duration::from_secs(1),
             request_timeout: Duration::from_secs(40),
+            max_in_flight_writes: 1024,
             database,
             kafka,
             queue: QueueConfig::default(),

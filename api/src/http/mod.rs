@@ -22,10 +22,15 @@ pub mod points;
 pub mod queue;
 pub mod reservations;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
+use axum::BoxError;
 use axum::Router;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -40,11 +45,34 @@ pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
+    // Under overload, writes are refused at once rather than queued: a queue of accepted
+    // connections grows memory without bound and answers them too late to matter. Reads,
+    // long polls and probes are not limited (a long poll waits cheaply, and a probe that
+    // fails under load would get a healthy process restarted).
+    let writes = Router::new()
+        .route("/client/token", post(queue::issue))
+        .route("/user/{userId}/charge", patch(points::charge))
+        .route("/reservation", post(reservations::submit))
+        .route("/payment/{paymentId}", post(payments::submit))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: BoxError| async {
+                    ::metrics::counter!("http_writes_shed_total").increment(1);
+                    ApiError::Unavailable {
+                        detail: "the server is at capacity; retry shortly".into(),
+                        retry_after_secs: 1,
+                    }
+                }))
+                .layer(LoadShedLayer::new())
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    state.config.max_in_flight_writes as usize,
+                )),
+        );
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(metrics::render))
-        .route("/client/token", post(queue::issue).get(queue::status))
+        .route("/client/token", get(queue::status))
         .route("/concerts", get(catalog::list_concerts))
         .route("/concerts/{concertId}/dates", get(catalog::list_dates))
         .route(
@@ -52,13 +80,8 @@ pub fn router(state: AppState) -> Router {
             get(catalog::list_seats),
         )
         .route("/client/{clientId}/balance", get(points::balance))
-        .route("/user/{userId}/charge", patch(points::charge))
-        .route("/reservation", post(reservations::submit))
         .route("/reservation/{requestId}", get(reservations::status))
-        .route(
-            "/payment/{paymentId}",
-            post(payments::submit).get(payments::status),
-        )
+        .route("/payment/{paymentId}", get(payments::status))
         .route(
             "/client/{clientId}/reservations",
             get(history::reservations),
@@ -71,6 +94,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),
         )
         .merge(Scalar::with_url("/docs", openapi::ApiDoc::openapi()))
+        .merge(writes)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(axum::middleware::map_response(
             error::problem_for_bare_errors,
