@@ -11,13 +11,12 @@
 //! - [`hot_cache`]: admitted tokens and seat prices kept in memory, with bounded staleness.
 //! - [`http`]: routes, handlers, extractors and the error mapping.
 //! - [`submit`]: recording and publishing asynchronous requests.
-//! - [`group_commit`]: concurrent callers' writes gathered into one transaction, used by
-//!   [`request_recorder`] (request records) and [`token_issuer`] (places in line).
+//! - [`request_recorder`], [`token_issuer`]: request records and places in line, written in
+//!   group commits ([`seatline_shared::group_commit`]).
 //! - [`event_listener`], [`waiters`]: completion events wake long polls.
 
 pub mod config;
 pub mod event_listener;
-pub mod group_commit;
 pub mod hot_cache;
 pub mod http;
 pub mod request_recorder;

@@ -1,4 +1,4 @@
-//! Request records, written in group commits ([`crate::group_commit`]).
+//! Request records, written in group commits ([`seatline_shared::group_commit`]).
 //!
 //! Every accepted submission is recorded in `requests` before it is published, so its 202 is
 //! durable. Concurrent submissions share one multi-row insert, and each still learns whether
@@ -9,8 +9,8 @@ use sqlx::PgPool;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use crate::group_commit::{GroupCommit, Limits};
 use crate::submit::NewRequest;
+use seatline_shared::group_commit::{GroupCommit, Limits};
 
 const LIMITS: Limits = Limits {
     max_batch: 256,

@@ -1,4 +1,4 @@
-//! Token issuing, in group commits ([`crate::group_commit`]).
+//! Token issuing, in group commits ([`seatline_shared::group_commit`]).
 //!
 //! Every new token takes the next place from one counter row, so one transaction per token
 //! serialises arrivals one commit at a time. Concurrent arrivals share a transaction instead,
@@ -10,7 +10,7 @@ use uuid::Uuid;
 use seatline_shared::config::QueueConfig;
 use seatline_shared::queue::{self, Issued};
 
-use crate::group_commit::{GroupCommit, Limits};
+use seatline_shared::group_commit::{GroupCommit, Limits};
 
 const LIMITS: Limits = Limits {
     max_batch: 256,

@@ -8,6 +8,7 @@
 //! - [`messages`]: request messages (API → workers) and event payloads (outbox → consumers).
 //! - [`domain`]: seat references, statuses and rejection reasons.
 //! - [`events`]: the CloudEvents encoding of events on the event topics.
+//! - [`group_commit`]: concurrent callers' writes gathered into one transaction.
 //! - [`catalog`]: creating and reading concerts, dates and seats (admin API and `seed` share it).
 //! - [`points`]: balances and the append-only point ledger.
 //! - [`queue`]: the waiting queue's store: issuing tokens, positions, admission.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod events;
+pub mod group_commit;
 pub mod kafka;
 pub mod messages;
 pub mod metrics;

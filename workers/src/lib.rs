@@ -66,12 +66,12 @@ impl Workers {
         let mut tasks = JoinSet::new();
         let producer = seatline_shared::kafka::producer(&config.kafka).context("kafka producer")?;
 
-        let handler = Arc::new(requests::RequestHandler {
+        let handler = Arc::new(requests::MergingHandler::spawn(requests::RequestHandler {
             pool: pool.clone(),
             producer: producer.clone(),
             kafka: config.kafka.clone(),
             reservation: config.reservation.clone(),
-        });
+        }));
         let settings = consumer::ConsumerSettings {
             group_id: config.kafka.worker_group.clone(),
             topics: vec![

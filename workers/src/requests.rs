@@ -2,6 +2,14 @@
 //! partition of one request topic; it is parsed, decided in one transaction, and committed.
 //! Messages that cannot be decided go to the dead-letter topic before that commit, so the
 //! partition moves on.
+//!
+//! [`MergingHandler`] decides the batches that several partitions of one topic have ready at
+//! the same time in one transaction ([`seatline_shared::group_commit`]). Spread over many
+//! partitions, each partition's batch is small, and a transaction of a dozen statements for a
+//! handful of messages made round trips the workers' main cost. Each partition still waits for
+//! its batch's commit before storing its offset and taking its next batch, so its order holds.
+
+use std::sync::Arc;
 
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
@@ -9,6 +17,7 @@ use serde::de::DeserializeOwned;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use seatline_shared::config::{KafkaConfig, ReservationConfig};
+use seatline_shared::group_commit::{GroupCommit, Limits};
 use seatline_shared::kafka::{header_str, headers, Topic};
 use seatline_shared::messages::{PaymentRequested, ReservationRequested};
 
@@ -192,6 +201,34 @@ impl RequestHandler {
         }
         Ok(())
     }
+
+    /// Decides batches of several partitions of one topic in one transaction. If that fails
+    /// (one partition's batch cannot commit), each batch is decided on its own, so one
+    /// partition's trouble does not hold back the others.
+    async fn decide_merged<T: Decide>(
+        &self,
+        batches: Vec<Vec<OwnedMessage>>,
+    ) -> Vec<anyhow::Result<()>> {
+        if batches.len() > 1 {
+            let merged: Vec<OwnedMessage> = batches.iter().flatten().cloned().collect();
+            metrics::histogram!("decision_merged_partitions", "kind" => T::LABEL)
+                .record(batches.len() as f64);
+            match self.decide_batch::<T>(&merged).await {
+                Ok(()) => return batches.iter().map(|_| Ok(())).collect(),
+                Err(err) => tracing::warn!(
+                    error = format!("{err:#}"),
+                    batches = batches.len(),
+                    "merged {} batch failed; deciding each partition's batch alone",
+                    T::LABEL
+                ),
+            }
+        }
+        let mut results = Vec::with_capacity(batches.len());
+        for batch in &batches {
+            results.push(self.decide_batch::<T>(batch).await);
+        }
+        results
+    }
 }
 
 impl BatchHandler for RequestHandler {
@@ -207,5 +244,58 @@ impl BatchHandler for RequestHandler {
         } else {
             anyhow::bail!("no handler for topic {topic}")
         }
+    }
+}
+
+/// Partitions' batches waiting to be merged: up to one per assigned partition. Two merged
+/// transactions may run at once per topic, so one commit's flush overlaps the next decision.
+const MERGE_LIMITS: Limits = Limits {
+    max_batch: 64,
+    max_in_flight: 2,
+};
+
+type Merger = GroupCommit<Vec<OwnedMessage>, anyhow::Result<()>>;
+
+/// A [`RequestHandler`] that merges the partitions' concurrent batches per topic.
+pub struct MergingHandler {
+    reservations: Merger,
+    payments: Merger,
+    kafka: KafkaConfig,
+}
+
+impl MergingHandler {
+    /// Starts the merging tasks on the current runtime.
+    pub fn spawn(handler: RequestHandler) -> Self {
+        let kafka = handler.kafka.clone();
+        let handler = Arc::new(handler);
+        Self {
+            reservations: merger::<ReservationRequested>(handler.clone()),
+            payments: merger::<PaymentRequested>(handler),
+            kafka,
+        }
+    }
+}
+
+fn merger<T: Decide + 'static>(handler: Arc<RequestHandler>) -> Merger {
+    GroupCommit::spawn(MERGE_LIMITS, move |batches| {
+        let handler = handler.clone();
+        async move { handler.decide_merged::<T>(batches).await }
+    })
+}
+
+impl BatchHandler for MergingHandler {
+    async fn handle(&self, batch: &[OwnedMessage]) -> anyhow::Result<()> {
+        let Some(first) = batch.first() else {
+            return Ok(());
+        };
+        let topic = first.topic();
+        let merger = if topic == self.kafka.topic(Topic::ReservationRequests) {
+            &self.reservations
+        } else if topic == self.kafka.topic(Topic::PaymentRequests) {
+            &self.payments
+        } else {
+            anyhow::bail!("no handler for topic {topic}")
+        };
+        merger.submit(batch.to_vec()).await?
     }
 }

@@ -1,8 +1,8 @@
 //! Group commit: concurrent callers' writes gathered into one database transaction.
 //!
-//! Under load, a transaction per HTTP request makes the commit (a WAL flush and a round trip)
-//! the most frequent thing the database does, and a hot row (the queue counter) serialises
-//! every one of them. A [`GroupCommit`] queues items and hands them to a batch handler, which
+//! Under load, a transaction per HTTP request (or per partition's batch) makes the commit (a WAL
+//! flush and a round trip) the most frequent thing the database does, and a hot row (the queue
+//! counter) serialises every one of them. A [`GroupCommit`] queues items and hands them to a batch handler, which
 //! writes them in one transaction and answers each. A caller waits for its batch's commit,
 //! exactly as it would for its own, so nothing is acknowledged before it is durable.
 //!
