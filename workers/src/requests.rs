@@ -247,11 +247,12 @@ impl BatchHandler for RequestHandler {
     }
 }
 
-/// Partitions' batches waiting to be merged: up to one per assigned partition. Two merged
-/// transactions may run at once per topic, so one commit's flush overlaps the next decision.
+/// Partitions' batches waiting to be merged: up to one per assigned partition. A few merged
+/// transactions may run at once per topic, so one commit's flush overlaps the next decision;
+/// more of them contend for the same users' locks.
 const MERGE_LIMITS: Limits = Limits {
     max_batch: 64,
-    max_in_flight: 2,
+    max_in_flight: 4,
 };
 
 type Merger = GroupCommit<Vec<OwnedMessage>, anyhow::Result<()>>;
