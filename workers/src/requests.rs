@@ -3,7 +3,7 @@
 //! Messages that cannot be decided go to the dead-letter topic before that commit, so the
 //! partition moves on.
 //!
-//! [`MergingHandler`] decides the batches that several partitions of one topic have ready at
+//! [`MergingHandler`] decides the reservation batches that several partitions have ready at
 //! the same time in one transaction ([`seatline_shared::group_commit`]). Spread over many
 //! partitions, each partition's batch is small, and a transaction of a dozen statements for a
 //! handful of messages made round trips the workers' main cost. Each partition still waits for
@@ -248,7 +248,7 @@ impl BatchHandler for RequestHandler {
 }
 
 /// Partitions' batches waiting to be merged: up to one per assigned partition. A few merged
-/// transactions may run at once per topic, so one commit's flush overlaps the next decision;
+/// transactions may run at once, so one commit's flush overlaps the next decision;
 /// more of them contend for the same users' locks.
 const MERGE_LIMITS: Limits = Limits {
     max_batch: 64,
@@ -257,22 +257,24 @@ const MERGE_LIMITS: Limits = Limits {
 
 type Merger = GroupCommit<Vec<OwnedMessage>, anyhow::Result<()>>;
 
-/// A [`RequestHandler`] that merges the partitions' concurrent batches per topic.
+/// A [`RequestHandler`] that merges the partitions' concurrent reservation batches.
+///
+/// Payments are not merged: they are decided row by row (each deducts a balance), so a merged
+/// transaction saves little and runs its rows one after another where the partitions' own
+/// transactions ran side by side. Measured: payment completion p50 went from 0.3 s to 3.3 s
+/// with payments merged.
 pub struct MergingHandler {
     reservations: Merger,
-    payments: Merger,
-    kafka: KafkaConfig,
+    inner: Arc<RequestHandler>,
 }
 
 impl MergingHandler {
-    /// Starts the merging tasks on the current runtime.
+    /// Starts the merging task on the current runtime.
     pub fn spawn(handler: RequestHandler) -> Self {
-        let kafka = handler.kafka.clone();
-        let handler = Arc::new(handler);
+        let inner = Arc::new(handler);
         Self {
-            reservations: merger::<ReservationRequested>(handler.clone()),
-            payments: merger::<PaymentRequested>(handler),
-            kafka,
+            reservations: merger::<ReservationRequested>(inner.clone()),
+            inner,
         }
     }
 }
@@ -289,14 +291,10 @@ impl BatchHandler for MergingHandler {
         let Some(first) = batch.first() else {
             return Ok(());
         };
-        let topic = first.topic();
-        let merger = if topic == self.kafka.topic(Topic::ReservationRequests) {
-            &self.reservations
-        } else if topic == self.kafka.topic(Topic::PaymentRequests) {
-            &self.payments
+        if first.topic() == self.inner.kafka.topic(Topic::ReservationRequests) {
+            self.reservations.submit(batch.to_vec()).await?
         } else {
-            anyhow::bail!("no handler for topic {topic}")
-        };
-        merger.submit(batch.to_vec()).await?
+            self.inner.handle(batch).await
+        }
     }
 }
