@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::submit::NewRequest;
-use seatline_shared::group_commit::{GroupCommit, Limits};
+use seatline_shared::group_commit::{together_or_each, GroupCommit, Limits};
 
 const LIMITS: Limits = Limits {
     max_batch: 256,
@@ -51,25 +51,15 @@ impl RequestRecorder {
 
 async fn record_batch(db: &PgPool, batch: Vec<NewRequest>) -> Vec<sqlx::Result<Inserted>> {
     metrics::histogram!("request_record_batch_size").record(batch.len() as f64);
-    if batch.len() > 1 {
-        match insert_many(db, &batch).await {
-            Ok(mut inserted) => {
-                return batch
-                    .iter()
-                    .map(|request| Ok(inserted.remove(&request.id)))
-                    .collect()
-            }
-            // One bad row fails the whole statement; give each request its own answer.
-            Err(err) => {
-                tracing::warn!(error = %err, size = batch.len(), "batched request insert failed; inserting one by one");
-            }
-        }
-    }
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for request in &batch {
-        outcomes.push(insert_one(db, request).await);
-    }
-    outcomes
+    together_or_each(
+        batch,
+        |batch| async move {
+            let mut inserted = insert_many(db, &batch).await?;
+            Ok(batch.iter().map(|r| inserted.remove(&r.id)).collect())
+        },
+        |request| async move { insert_one(db, &request).await },
+    )
+    .await
 }
 
 async fn insert_one(db: &PgPool, request: &NewRequest) -> sqlx::Result<Inserted> {

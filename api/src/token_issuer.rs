@@ -10,7 +10,7 @@ use uuid::Uuid;
 use seatline_shared::config::QueueConfig;
 use seatline_shared::queue::{self, Issued};
 
-use seatline_shared::group_commit::{GroupCommit, Limits};
+use seatline_shared::group_commit::{together_or_each, GroupCommit, Limits};
 
 const LIMITS: Limits = Limits {
     max_batch: 256,
@@ -48,18 +48,10 @@ async fn issue_batch(
     users: Vec<Uuid>,
 ) -> Vec<sqlx::Result<Issued>> {
     metrics::histogram!("token_issue_batch_size").record(users.len() as f64);
-    if users.len() > 1 {
-        match queue::issue_tokens(db, &users, config).await {
-            Ok(issued) => return issued.into_iter().map(Ok).collect(),
-            // E.g. a deadlock with another writer of these users: give each its own answer.
-            Err(err) => {
-                tracing::warn!(error = %err, size = users.len(), "batched token issue failed; issuing one by one");
-            }
-        }
-    }
-    let mut issued = Vec::with_capacity(users.len());
-    for user in users {
-        issued.push(queue::issue_token(db, user, config).await);
-    }
-    issued
+    together_or_each(
+        users,
+        |users| async move { queue::issue_tokens(db, &users, config).await },
+        |user| queue::issue_token(db, user, config),
+    )
+    .await
 }

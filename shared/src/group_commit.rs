@@ -116,6 +116,41 @@ async fn run<I, O, F, Fut>(
     }
 }
 
+/// Writes `items` together with `together`, which returns one output per item in order. If
+/// that fails (one bad item fails a whole statement or transaction), each item is written on
+/// its own with `single`, so each gets its own answer and one item's trouble does not fail the
+/// others. A single item goes straight to `single`.
+pub async fn together_or_each<I, O, E, T, TFut, S, SFut>(
+    items: Vec<I>,
+    together: T,
+    single: S,
+) -> Vec<Result<O, E>>
+where
+    I: Clone,
+    E: std::fmt::Display,
+    T: FnOnce(Vec<I>) -> TFut,
+    TFut: Future<Output = Result<Vec<O>, E>>,
+    S: Fn(I) -> SFut,
+    SFut: Future<Output = Result<O, E>>,
+{
+    if items.len() > 1 {
+        match together(items.clone()).await {
+            Ok(outputs) => return outputs.into_iter().map(Ok).collect(),
+            Err(err) => tracing::warn!(
+                // `#`: the whole chain of an anyhow error.
+                error = format!("{err:#}"),
+                size = items.len(),
+                "a batched write failed; writing its items one by one"
+            ),
+        }
+    }
+    let mut results = Vec::with_capacity(items.len());
+    for item in items {
+        results.push(single(item).await);
+    }
+    results
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +178,35 @@ mod tests {
             (4..=10).contains(&batches),
             "200 items in batches of at most 64 took {batches} batches"
         );
+    }
+
+    #[tokio::test]
+    async fn a_failing_batch_is_retried_item_by_item_and_the_others_succeed() {
+        let calls = std::sync::Mutex::new(Vec::new());
+        let write = |items: Vec<u32>| {
+            calls.lock().unwrap().push(items.clone());
+            async move {
+                if items.contains(&13) {
+                    return Err("cannot commit");
+                }
+                Ok(items)
+            }
+        };
+        let single = |item: u32| {
+            let result = write(vec![item]);
+            async move { result.await.map(|mut items| items.remove(0)) }
+        };
+        let results = together_or_each(vec![1, 13, 3], write, single).await;
+        assert_eq!(results, vec![Ok(1), Err("cannot commit"), Ok(3)]);
+        assert_eq!(
+            *calls.lock().unwrap(),
+            vec![vec![1, 13, 3], vec![1], vec![13], vec![3]],
+            "together first, then each alone"
+        );
+
+        calls.lock().unwrap().clear();
+        let results = together_or_each(vec![1, 2], write, single).await;
+        assert_eq!(results, vec![Ok(1), Ok(2)]);
+        assert_eq!(*calls.lock().unwrap(), vec![vec![1, 2]], "one write");
     }
 }

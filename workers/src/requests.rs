@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use seatline_shared::config::{KafkaConfig, ReservationConfig};
-use seatline_shared::group_commit::{GroupCommit, Limits};
+use seatline_shared::group_commit::{together_or_each, GroupCommit, Limits};
 use seatline_shared::kafka::{header_str, headers, Topic};
 use seatline_shared::messages::{PaymentRequested, ReservationRequested};
 
@@ -202,46 +202,27 @@ impl RequestHandler {
         Ok(())
     }
 
-    /// Decides batches of several partitions of one topic in one transaction (see
-    /// [`merged_or_alone`]).
+    /// Decides batches of several partitions of one topic in one transaction. If that fails
+    /// (one partition's batch cannot commit), each batch is decided on its own, so one
+    /// partition's trouble does not hold back the others.
     async fn decide_merged<T: Decide>(
         &self,
         batches: Vec<Vec<OwnedMessage>>,
     ) -> Vec<anyhow::Result<()>> {
         metrics::histogram!("decision_merged_partitions", "kind" => T::LABEL)
             .record(batches.len() as f64);
-        merged_or_alone(batches, |batch| async move {
-            self.decide_batch::<T>(&batch).await
-        })
+        together_or_each(
+            batches,
+            |batches| async move {
+                let count = batches.len();
+                let merged: Vec<OwnedMessage> = batches.into_iter().flatten().collect();
+                self.decide_batch::<T>(&merged).await?;
+                Ok(vec![(); count])
+            },
+            |batch| async move { self.decide_batch::<T>(&batch).await },
+        )
         .await
     }
-}
-
-/// Decides the batches together with `decide`. If that fails (one partition's batch cannot
-/// commit), each batch is decided on its own, so one partition's trouble does not hold back
-/// the others. One result per batch, in order.
-async fn merged_or_alone<M, F, Fut>(batches: Vec<Vec<M>>, decide: F) -> Vec<anyhow::Result<()>>
-where
-    M: Clone,
-    F: Fn(Vec<M>) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    if batches.len() > 1 {
-        let merged: Vec<M> = batches.iter().flatten().cloned().collect();
-        match decide(merged).await {
-            Ok(()) => return batches.iter().map(|_| Ok(())).collect(),
-            Err(err) => tracing::warn!(
-                error = format!("{err:#}"),
-                batches = batches.len(),
-                "merged batch failed; deciding each partition's batch alone"
-            ),
-        }
-    }
-    let mut results = Vec::with_capacity(batches.len());
-    for batch in batches {
-        results.push(decide(batch).await);
-    }
-    results
 }
 
 impl BatchHandler for RequestHandler {
@@ -309,42 +290,5 @@ impl BatchHandler for MergingHandler {
         } else {
             self.inner.handle(batch).await
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-
-    #[tokio::test]
-    async fn a_failing_batch_is_retried_alone_and_the_others_still_commit() {
-        let calls = Mutex::new(Vec::new());
-        let decide = |batch: Vec<u32>| {
-            calls.lock().unwrap().push(batch.clone());
-            async move {
-                if batch.contains(&13) {
-                    anyhow::bail!("cannot commit")
-                }
-                Ok(())
-            }
-        };
-        let results = merged_or_alone(vec![vec![1, 2], vec![13], vec![3]], decide).await;
-        let outcomes: Vec<bool> = results.iter().map(Result::is_ok).collect();
-        assert_eq!(outcomes, vec![true, false, true]);
-        assert_eq!(
-            *calls.lock().unwrap(),
-            vec![vec![1, 2, 13, 3], vec![1, 2], vec![13], vec![3]],
-            "merged first, then each alone"
-        );
-
-        calls.lock().unwrap().clear();
-        let results = merged_or_alone(vec![vec![1], vec![2, 3]], decide).await;
-        assert!(results.iter().all(Result::is_ok));
-        assert_eq!(
-            *calls.lock().unwrap(),
-            vec![vec![1, 2, 3]],
-            "one transaction"
-        );
     }
 }
