@@ -43,25 +43,14 @@ async fn metrics_expose_the_named_series_after_a_workload(pool: PgPool) {
     let request = pipeline.reserve_ok(&token, date, 1).await;
     let held = pipeline.status(&token, request, 20).await;
     let payment = Uuid::new_v4();
-    pipeline
-        .app
-        .call(
-            Method::POST,
-            &format!("/payment/{payment}"),
-            Some(&token),
-            Some(json!({"reservationId": held.body["reservationId"]})),
-        )
-        .await;
-    let paid = pipeline
-        .app
-        .call(
-            Method::GET,
-            &format!("/payment/{payment}?wait=20"),
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(paid.body["status"], "PAID");
+    let reservation: Uuid = held.body["reservationId"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    pipeline.pay(&token, payment, reservation).await;
+    let paid = pipeline.payment_status(&token, payment).await;
+    assert_eq!(paid["status"], "PAID");
     // A poison message for the dead-letter counter.
     let producer = kafka::producer(&pipeline.kafka).unwrap();
     let topic = pipeline.kafka.topic(Topic::ReservationRequests);

@@ -52,24 +52,13 @@ async fn workload(pipeline: &Pipeline) {
         let status = pipeline.status(&token, id, 20).await;
         if status.body["status"] == "HELD" {
             let payment = Uuid::new_v4();
-            pipeline
-                .app
-                .call(
-                    Method::POST,
-                    &format!("/payment/{payment}"),
-                    Some(&token),
-                    Some(json!({"reservationId": status.body["reservationId"]})),
-                )
-                .await;
-            pipeline
-                .app
-                .call(
-                    Method::GET,
-                    &format!("/payment/{payment}?wait=20"),
-                    Some(&token),
-                    None,
-                )
-                .await;
+            let reservation: Uuid = status.body["reservationId"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            pipeline.pay(&token, payment, reservation).await;
+            pipeline.payment_status(&token, payment).await;
         }
     }
     pipeline.wait_outbox_drained().await;

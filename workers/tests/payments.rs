@@ -31,37 +31,6 @@ async fn charge(pipeline: &Pipeline, user: Uuid, token: &str, amount: i64) {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 }
 
-async fn pay(
-    pipeline: &Pipeline,
-    token: &str,
-    payment_id: Uuid,
-    reservation_id: Uuid,
-) -> seatline_api::testing::Reply {
-    pipeline
-        .app
-        .call(
-            Method::POST,
-            &format!("/payment/{payment_id}"),
-            Some(token),
-            Some(json!({"reservationId": reservation_id})),
-        )
-        .await
-}
-
-async fn payment_status(pipeline: &Pipeline, token: &str, payment_id: Uuid) -> serde_json::Value {
-    let reply = pipeline
-        .app
-        .call(
-            Method::GET,
-            &format!("/payment/{payment_id}?wait=20"),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    reply.body
-}
-
 /// Reserves a seat and returns the reservation id once HELD.
 async fn hold(pipeline: &Pipeline, token: &str, date: i64, seat: i32) -> Uuid {
     let id = pipeline.reserve_ok(token, date, seat).await;
@@ -226,7 +195,7 @@ async fn two_hundred_users_race_to_reserve_and_pay_and_money_is_conserved(pool: 
     assert_eq!(payments.len(), 50, "one holder per seat, 50 seats");
     let mut outcomes = (0, 0);
     for (_, token, payment_id) in &payments {
-        let body = payment_status(&pipeline, token, *payment_id).await;
+        let body = pipeline.payment_status(token, *payment_id).await;
         match body["status"].as_str().unwrap() {
             "PAID" => {
                 outcomes.0 += 1;
@@ -290,10 +259,10 @@ async fn paying_after_expiry_or_without_funds_fails_and_moves_nothing(pool: PgPo
     .await;
     let late = Uuid::new_v4();
     assert_eq!(
-        pay(&pipeline, &token, late, expiring).await.status,
+        pipeline.pay(&token, late, expiring).await.status,
         StatusCode::ACCEPTED
     );
-    let body = payment_status(&pipeline, &token, late).await;
+    let body = pipeline.payment_status(&token, late).await;
     assert_eq!(
         (body["status"].as_str(), body["reason"].as_str()),
         (Some("FAILED"), Some("HOLD_EXPIRED"))
@@ -306,13 +275,10 @@ async fn paying_after_expiry_or_without_funds_fails_and_moves_nothing(pool: PgPo
     let first = hold(&pipeline, &token, date, 2).await;
     let ok = Uuid::new_v4();
     assert_eq!(
-        pay(&pipeline, &token, ok, first).await.status,
+        pipeline.pay(&token, ok, first).await.status,
         StatusCode::ACCEPTED
     );
-    assert_eq!(
-        payment_status(&pipeline, &token, ok).await["status"],
-        "PAID"
-    );
+    assert_eq!(pipeline.payment_status(&token, ok).await["status"], "PAID");
     assert_eq!(balance(&pipeline.pool, user).await, 300);
     // Paying completed that token; another user with 100 points cannot pay 700.
     let (user2, token2) = pipeline.app.active_user().await;
@@ -320,10 +286,10 @@ async fn paying_after_expiry_or_without_funds_fails_and_moves_nothing(pool: PgPo
     let theirs = hold(&pipeline, &token2, date, 4).await;
     let short = Uuid::new_v4();
     assert_eq!(
-        pay(&pipeline, &token2, short, theirs).await.status,
+        pipeline.pay(&token2, short, theirs).await.status,
         StatusCode::ACCEPTED
     );
-    let body = payment_status(&pipeline, &token2, short).await;
+    let body = pipeline.payment_status(&token2, short).await;
     assert_eq!(
         (body["status"].as_str(), body["reason"].as_str()),
         (Some("FAILED"), Some("INSUFFICIENT_BALANCE"))
@@ -368,7 +334,7 @@ async fn the_same_payment_id_five_times_at_once_moves_money_once(pool: PgPool) {
     }
     assert!(accepted >= 1);
     assert_eq!(
-        payment_status(&pipeline, &token, payment_id).await["status"],
+        pipeline.payment_status(&token, payment_id).await["status"],
         "PAID"
     );
     let topic = pipeline.kafka.topic(Topic::PaymentRequests);
@@ -391,10 +357,10 @@ async fn the_same_payment_id_five_times_at_once_moves_money_once(pool: PgPool) {
         .unwrap();
     let second = Uuid::new_v4();
     assert_eq!(
-        pay(&pipeline, &token, second, reservation).await.status,
+        pipeline.pay(&token, second, reservation).await.status,
         StatusCode::ACCEPTED
     );
-    let body = payment_status(&pipeline, &token, second).await;
+    let body = pipeline.payment_status(&token, second).await;
     assert_eq!(
         (body["status"].as_str(), body["reason"].as_str()),
         (Some("FAILED"), Some("ALREADY_PAID"))
@@ -429,10 +395,10 @@ async fn replaying_both_request_topics_from_zero_changes_no_money_or_seat(pool: 
         let reservation = hold(&pipeline, token, date, i as i32 + 1).await;
         let payment = Uuid::new_v4();
         assert_eq!(
-            pay(&pipeline, token, payment, reservation).await.status,
+            pipeline.pay(token, payment, reservation).await.status,
             StatusCode::ACCEPTED
         );
-        payment_status(&pipeline, token, payment).await;
+        pipeline.payment_status(token, payment).await;
     }
     pipeline.wait_outbox_drained().await;
     pipeline.stop_workers().await;
@@ -596,11 +562,11 @@ async fn after_payment_the_token_is_done_and_the_next_waiter_is_admitted(pool: P
     let reservation = hold(&pipeline, &token, date, 5).await;
     let payment = Uuid::new_v4();
     assert_eq!(
-        pay(&pipeline, &token, payment, reservation).await.status,
+        pipeline.pay(&token, payment, reservation).await.status,
         StatusCode::ACCEPTED
     );
     assert_eq!(
-        payment_status(&pipeline, &token, payment).await["status"],
+        pipeline.payment_status(&token, payment).await["status"],
         "PAID"
     );
 
@@ -666,10 +632,12 @@ async fn payment_submissions_are_validated(pool: PgPool) {
     let (_, alice) = pipeline.app.active_user().await;
     let (_, bob) = pipeline.app.active_user().await;
     let reservation = hold(&pipeline, &alice, date, 1).await;
-    pay(&pipeline, &alice, Uuid::new_v4(), Uuid::new_v4())
+    pipeline
+        .pay(&alice, Uuid::new_v4(), Uuid::new_v4())
         .await
         .assert_problem(StatusCode::NOT_FOUND);
-    pay(&pipeline, &bob, Uuid::new_v4(), reservation)
+    pipeline
+        .pay(&bob, Uuid::new_v4(), reservation)
         .await
         .assert_problem(StatusCode::NOT_FOUND);
     pipeline
@@ -695,11 +663,12 @@ async fn payment_submissions_are_validated(pool: PgPool) {
     // A payment id is bound to its first request.
     let id = Uuid::new_v4();
     assert_eq!(
-        pay(&pipeline, &alice, id, reservation).await.status,
+        pipeline.pay(&alice, id, reservation).await.status,
         StatusCode::ACCEPTED
     );
     let other = hold(&pipeline, &alice, date, 2).await;
-    pay(&pipeline, &alice, id, other)
+    pipeline
+        .pay(&alice, id, other)
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
     pipeline

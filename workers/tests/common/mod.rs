@@ -185,6 +185,33 @@ impl Pipeline {
             .await
     }
 
+    /// Submits a payment of a reservation.
+    pub async fn pay(&self, token: &str, payment_id: Uuid, reservation_id: Uuid) -> Reply {
+        self.app
+            .call(
+                Method::POST,
+                &format!("/payment/{payment_id}"),
+                Some(token),
+                Some(json!({"reservationId": reservation_id})),
+            )
+            .await
+    }
+
+    /// The payment's status once decided (long poll up to 20 s), asserting 200.
+    pub async fn payment_status(&self, token: &str, payment_id: Uuid) -> serde_json::Value {
+        let reply = self
+            .app
+            .call(
+                Method::GET,
+                &format!("/payment/{payment_id}?wait=20"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body
+    }
+
     /// Waits until the inbox holds `n` decided requests.
     pub async fn wait_processed(&self, n: i64) {
         let pool = self.pool.clone();
