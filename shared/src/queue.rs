@@ -108,6 +108,14 @@ pub async fn token_view(
         .await
 }
 
+/// [`token_view`] for many tokens in one statement; tokens not found are left out.
+pub async fn token_views(pool: &PgPool, token_ids: &[Uuid]) -> sqlx::Result<Vec<TokenView>> {
+    sqlx::query_as::<_, TokenView>(&format!("{TOKEN_VIEW_SQL} WHERE t.id = ANY($1)"))
+        .bind(token_ids)
+        .fetch_all(pool)
+        .await
+}
+
 /// Reads a token and, when it is WAITING and still live, records the poll so the waiter keeps
 /// its place.
 pub async fn poll_token(
@@ -129,6 +137,28 @@ pub async fn poll_token(
         return token_view(&mut conn, token_id).await;
     }
     Ok(Some(view))
+}
+
+/// The end of the line as a batch of new tokens finds it.
+#[derive(sqlx::FromRow)]
+struct QueueTail {
+    last_seq: i64,
+    admitted_through: i64,
+    admit_rate: f64,
+    /// Waiters who left the line between its head and the batch.
+    left_line: i64,
+    now: DateTime<Utc>,
+}
+
+/// A token row as inserted.
+#[derive(sqlx::FromRow)]
+struct NewToken {
+    id: Uuid,
+    user_id: Uuid,
+    seq: i64,
+    status: String,
+    issued_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
 }
 
 /// The outcome of asking for a token.
@@ -206,32 +236,49 @@ pub async fn issue_tokens(
     if !newcomers.is_empty() {
         // Taking the numbers under the queue_state row lock keeps seq gapless and makes tokens
         // visible in seq order, which admission relies on.
+        //
+        // Every new token is behind everyone already in line and none of them has left it, so
+        // their positions share one count of the waiters who left between the head and this
+        // batch: two Fenwick prefix sums per batch, not two per token.
         let count = newcomers.len() as i64;
-        let (last,): (i64,) =
-            sqlx::query_as("UPDATE queue_state SET last_seq = last_seq + $1 RETURNING last_seq")
-                .bind(count)
-                .fetch_one(&mut *tx)
-                .await?;
-        let seqs: Vec<i64> = (last - count + 1..=last).collect();
+        let line: QueueTail = sqlx::query_as(
+            "UPDATE queue_state SET last_seq = last_seq + $1
+             RETURNING last_seq, admitted_through, admit_rate,
+                       queue_dropped_prefix(last_seq - $1)
+                           - queue_dropped_prefix(admitted_through) AS left_line,
+                       now() AS now",
+        )
+        .bind(count)
+        .fetch_one(&mut *tx)
+        .await?;
+        let seqs: Vec<i64> = (line.last_seq - count + 1..=line.last_seq).collect();
         let ids: Vec<Uuid> = newcomers.iter().map(|_| Uuid::new_v4()).collect();
-        sqlx::query(
+        let created: Vec<NewToken> = sqlx::query_as(
             "INSERT INTO queue_tokens (id, user_id, seq, status)
              SELECT id, user_id, seq, 'WAITING' FROM unnest($1::uuid[], $2::uuid[], $3::bigint[])
-                 AS n(id, user_id, seq)",
+                 AS n(id, user_id, seq)
+             RETURNING id, user_id, seq, status, issued_at, last_seen_at",
         )
         .bind(&ids)
         .bind(&newcomers)
         .bind(&seqs)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        let created =
-            sqlx::query_as::<_, TokenView>(&format!("{TOKEN_VIEW_SQL} WHERE t.id = ANY($1)"))
-                .bind(&ids)
-                .fetch_all(&mut *tx)
-                .await?;
         for token in created {
             let issued = Issued {
-                token,
+                token: TokenView {
+                    id: token.id,
+                    user_id: token.user_id,
+                    seq: token.seq,
+                    status: token.status,
+                    issued_at: token.issued_at,
+                    last_seen_at: token.last_seen_at,
+                    activated_at: None,
+                    expires_at: None,
+                    position: token.seq - line.admitted_through - line.left_line,
+                    admit_rate: line.admit_rate,
+                    now: line.now,
+                },
                 created: true,
             };
             tokens.insert(issued.token.user_id, issued);
