@@ -25,6 +25,7 @@ pub mod submit;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token_issuer;
+pub mod token_reader;
 pub mod tokens;
 pub mod waiters;
 

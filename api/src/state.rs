@@ -10,11 +10,24 @@ use crate::config::ApiConfig;
 use crate::hot_cache::HotCache;
 use crate::request_recorder::RequestRecorder;
 use crate::token_issuer::TokenIssuer;
+use crate::token_reader::TokenReader;
 use crate::tokens::TokenSigner;
 use crate::waiters::Waiters;
 
+/// A cheap handle (one reference count) on the [`Services`]: axum clones the state for every
+/// request and extractor.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+pub struct Services {
     pub db: PgPool,
     /// Idempotent producer (acks=all) for request topics.
     pub producer: FutureProducer,
@@ -30,6 +43,8 @@ pub struct AppState {
     pub recorder: RequestRecorder,
     /// Issues queue tokens in group commits.
     pub token_issuer: TokenIssuer,
+    /// Reads token rows, concurrent reads coalesced.
+    pub token_reader: TokenReader,
 }
 
 impl AppState {
@@ -37,8 +52,9 @@ impl AppState {
     pub fn new(config: ApiConfig, db: PgPool, producer: FutureProducer) -> Self {
         let tokens = TokenSigner::new(config.token_secret.clone());
         let cache = HotCache::new(config.token_cache_ttl);
-        Self {
+        Self(Arc::new(Services {
             recorder: RequestRecorder::spawn(db.clone()),
+            token_reader: TokenReader::spawn(db.clone()),
             token_issuer: TokenIssuer::spawn(db.clone(), config.queue.clone()),
             db,
             producer,
@@ -47,6 +63,6 @@ impl AppState {
             waiters: Waiters::default(),
             metrics: seatline_shared::metrics::install(),
             cache,
-        }
+        }))
     }
 }

@@ -185,6 +185,9 @@ pub async fn consumer_at_end(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("fetch.wait.max.ms", "20")
+        // librdkafka prefetches up to 64 MiB by default; a reader of the live end that falls
+        // behind under load would hold that much in memory for messages it reads late anyway.
+        .set("queued.max.messages.kbytes", "4096")
         .create()?;
     let topics = topics.to_vec();
     tokio::task::spawn_blocking(move || -> anyhow::Result<StreamConsumer> {

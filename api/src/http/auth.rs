@@ -9,7 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use seatline_shared::domain::TokenStatus;
-use seatline_shared::queue::{self, TokenView};
+use seatline_shared::queue::TokenView;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -49,13 +49,24 @@ impl FromRequestParts<AppState> for QueueToken {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let claims = signed_claims(parts, state)?;
-        let mut conn = state.db.acquire().await?;
-        let view = queue::token_view(&mut conn, claims.token_id)
+        // The hot path: an admitted token seen within TOKEN_CACHE_TTL skips the database.
+        // Only ACTIVE tokens are cached; a WAITING one's place in line changes every moment.
+        if let Some(view) = state.cache.active_token(claims.user_id, claims.token_id) {
+            if view.is_live(&state.config.queue) {
+                return Ok(QueueToken(view));
+            }
+        }
+        let view = state
+            .token_reader
+            .read(claims.token_id)
             .await?
             .filter(|v| v.user_id == claims.user_id)
             .ok_or(ApiError::Unauthorized("invalid token"))?;
         if !view.is_live(&state.config.queue) {
             return Err(ApiError::Unauthorized("token expired"));
+        }
+        if view.status() == Some(TokenStatus::Active) {
+            state.cache.remember_active_token(&view);
         }
         Ok(QueueToken(view))
     }
@@ -69,13 +80,6 @@ impl FromRequestParts<AppState> for ActiveToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // The hot path: an admitted token seen within TOKEN_CACHE_TTL skips the database.
-        let claims = signed_claims(parts, state)?;
-        if let Some(view) = state.cache.active_token(claims.user_id, claims.token_id) {
-            if view.is_live(&state.config.queue) {
-                return Ok(ActiveToken(view));
-            }
-        }
         let QueueToken(view) = QueueToken::from_request_parts(parts, state).await?;
         if view.status() != Some(TokenStatus::Active) {
             return Err(ApiError::NotAdmitted {
@@ -83,7 +87,6 @@ impl FromRequestParts<AppState> for ActiveToken {
                 estimated_wait_seconds: view.estimated_wait_seconds(&state.config.queue),
             });
         }
-        state.cache.remember_active_token(&view);
         Ok(ActiveToken(view))
     }
 }
