@@ -87,3 +87,16 @@ impl ApiConfig {
         self.admin_token.as_ref().map(|s| s.expose_secret())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Clap checks the whole command line (e.g. two settings with one id) only when asked;
+    /// otherwise a clash surfaces as a start-up error.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        ApiConfig::command().debug_assert();
+    }
+}

@@ -181,3 +181,16 @@ fn parse_coordinate(text: &str) -> Result<(i32, i64), String> {
         o.parse().map_err(|_| "bad offset")?,
     ))
 }
+
+#[cfg(test)]
+mod command_line_tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Clap checks the whole command line (e.g. two settings with one id) only when asked;
+    /// otherwise a clash surfaces as a start-up error.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}
