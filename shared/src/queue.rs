@@ -394,9 +394,13 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
     record_dropped(&mut tx, &dropped).await?;
 
     let (active, admitted_last_second, admitted_last_10s): (i64, i64, i64) = sqlx::query_as(
+        // One pass over the last ten seconds' admissions serves both windows.
         "SELECT (SELECT count(*) FROM queue_tokens WHERE status = 'ACTIVE'),
-                (SELECT count(*) FROM queue_tokens WHERE activated_at > now() - interval '1 second'),
-                (SELECT count(*) FROM queue_tokens WHERE activated_at > now() - interval '10 seconds')",
+                recent.last_second, recent.last_10s
+         FROM (SELECT count(*) FILTER (WHERE activated_at > now() - interval '1 second')
+                          AS last_second,
+                      count(*) AS last_10s
+               FROM queue_tokens WHERE activated_at > now() - interval '10 seconds') recent",
     )
     .fetch_one(&mut *tx)
     .await?;
