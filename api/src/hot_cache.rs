@@ -2,9 +2,10 @@
 //! staleness bound.
 //!
 //! - **Admitted tokens** (`TOKEN_CACHE_TTL`, default 1 s): the state of an ACTIVE token, keyed
-//!   by user (one live token per user), read by every token check, status polls included. A token that ends within the bound may still pass on
-//!   this instance for at most that long; a payment ends it at once, because the event listener
-//!   drops the payer's entry when it sees `payment.succeeded`, before waking waiters.
+//!   by user (one live token per user), read by every token check, status polls included. A
+//!   token that ends within the bound may still pass on this instance for at most that long; a
+//!   payment ends it at once, because the event listener drops the payer's entry when it sees
+//!   `payment.succeeded`, before waking waiters.
 //! - **Seat prices** (no expiry): seats are created with their date and never change or
 //!   disappear. Only found seats are cached; a miss always asks the database.
 
