@@ -185,7 +185,8 @@ pub async fn consumer_at_end(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         // These readers poll every 20 ms anyway; asking for 64 KiB lets the broker answer
-        // with a batch under load instead of one message per fetch.
+        // with a batch under load instead of one message per fetch. The price: a lone event
+        // at low load may be seen up to 20 ms later.
         .set("fetch.wait.max.ms", "20")
         .set("fetch.min.bytes", "65536")
         // librdkafka prefetches up to 64 MiB by default; a reader of the live end that falls
