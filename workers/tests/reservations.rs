@@ -274,7 +274,9 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_double_books_nothing(pool: 
 }
 
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
-async fn the_relay_killed_between_publish_and_mark_republishes_with_the_same_ids(pool: PgPool) {
+async fn the_relay_killed_between_publish_and_cursor_move_republishes_with_the_same_ids(
+    pool: PgPool,
+) {
     use seatline_workers::outbox::{self, relay, NewEvent};
     let pipeline = Pipeline::without_workers(pool).await;
     let events: Vec<NewEvent> = (0..30)
@@ -293,7 +295,7 @@ async fn the_relay_killed_between_publish_and_mark_republishes_with_the_same_ids
     drop(conn);
 
     let producer = kafka::producer(&pipeline.kafka).unwrap();
-    // The "killed" round: claims 10 rows, publishes them, dies before marking.
+    // The "killed" round: claims 10 rows, publishes them, dies before moving the cursor.
     {
         let mut tx = pipeline.pool.begin().await.unwrap();
         let rows = relay::claim(&mut tx, 10).await.unwrap();
@@ -351,6 +353,63 @@ async fn the_relay_killed_between_publish_and_mark_republishes_with_the_same_ids
             .collect();
         assert_eq!(ids, expected, "order of key {key}");
     }
+}
+
+/// The relay publishes by a cursor. A transaction that wrote its event first (lower `seq`) but
+/// commits last must not find the cursor already past it, or its event would never leave.
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn an_event_committed_after_a_later_one_is_still_published(pool: PgPool) {
+    use seatline_workers::outbox::{self, relay, NewEvent};
+    let pipeline = Pipeline::without_workers(pool).await;
+    let event = |n: i32| {
+        NewEvent::new(
+            "seat",
+            format!("1:{n}"),
+            "reservation.rejected",
+            &serde_json::json!({"requestId": Uuid::new_v4(), "n": n}),
+            None,
+        )
+    };
+    let (early, late) = (event(1), event(2));
+    let mut slow = pipeline.pool.begin().await.unwrap();
+    outbox::write(&mut slow, std::slice::from_ref(&early))
+        .await
+        .unwrap();
+    let mut conn = pipeline.pool.acquire().await.unwrap();
+    outbox::write(&mut conn, std::slice::from_ref(&late))
+        .await
+        .unwrap();
+    drop(conn);
+
+    let relay = relay::Relay {
+        pool: pipeline.pool.clone(),
+        producer: kafka::producer(&pipeline.kafka).unwrap(),
+        kafka: pipeline.kafka.clone(),
+        batch_size: 10,
+    };
+    // While the slow transaction runs, the committed later event waits behind it.
+    assert_eq!(relay.drain().await.unwrap(), 0);
+    assert_eq!(relay::backlog(&pipeline.pool).await.unwrap(), 1);
+
+    slow.commit().await.unwrap();
+    // Other transactions on the server (other tests) may hold the relay back a moment longer.
+    let published = std::cell::Cell::new(0);
+    testing::eventually("both events published", DEADLINE, || async {
+        published.set(published.get() + relay.drain().await.unwrap());
+        (published.get() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(relay::backlog(&pipeline.pool).await.unwrap(), 0);
+    let ids: Vec<Uuid> = pipeline
+        .read_topic(Topic::ReservationEvents)
+        .iter()
+        .map(|m| header(m, "ce_id").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        ids.into_iter().collect::<HashSet<_>>(),
+        HashSet::from([early.id, late.id])
+    );
 }
 
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]

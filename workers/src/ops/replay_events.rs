@@ -9,7 +9,7 @@ use seatline_shared::config::KafkaConfig;
 
 use super::{Interrupt, Progress};
 use crate::config::ReplayEventsArgs;
-use crate::outbox::relay::{self, OutboxRow};
+use crate::outbox::relay::{self, OutboxRow, OUTBOX_ROW_COLUMNS, PUBLISHED_SQL};
 
 const CHUNK: i64 = 500;
 
@@ -28,11 +28,11 @@ struct Filter {
     event_type: Option<String>,
 }
 
-const FILTER_SQL: &str = "published_at IS NOT NULL
-    AND ($1::timestamptz IS NULL OR created_at >= $1)
-    AND ($2::timestamptz IS NULL OR created_at < $2)
-    AND ($3::text IS NULL OR aggregateid = $3)
-    AND ($4::text IS NULL OR type = $4)";
+/// Besides "published" ([`PUBLISHED_SQL`]): events still unpublished are the relay's to send.
+const FILTER_SQL: &str = "($1::timestamptz IS NULL OR o.created_at >= $1)
+    AND ($2::timestamptz IS NULL OR o.created_at < $2)
+    AND ($3::text IS NULL OR o.aggregateid = $3)
+    AND ($4::text IS NULL OR o.type = $4)";
 
 pub async fn run(
     pool: &PgPool,
@@ -52,14 +52,15 @@ pub async fn run(
                 .to_owned()
         }),
     };
-    let (selected,): (i64,) =
-        sqlx::query_as(&format!("SELECT count(*) FROM outbox WHERE {FILTER_SQL}"))
-            .bind(filter.from)
-            .bind(filter.to)
-            .bind(&filter.aggregate)
-            .bind(&filter.event_type)
-            .fetch_one(pool)
-            .await?;
+    let (selected,): (i64,) = sqlx::query_as(&format!(
+        "SELECT count(*) FROM outbox o WHERE {PUBLISHED_SQL} AND {FILTER_SQL}"
+    ))
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(&filter.aggregate)
+    .bind(&filter.event_type)
+    .fetch_one(pool)
+    .await?;
     if args.dry_run || selected == 0 {
         return Ok(EventsReplayed {
             selected,
@@ -80,8 +81,9 @@ pub async fn run(
             });
         }
         let rows: Vec<OutboxRow> = sqlx::query_as(&format!(
-            "SELECT seq, id, aggregatetype, aggregateid, type, payload, traceparent, created_at
-             FROM outbox WHERE {FILTER_SQL} AND seq > $5 ORDER BY seq LIMIT $6"
+            "SELECT {OUTBOX_ROW_COLUMNS}
+             FROM outbox o WHERE {PUBLISHED_SQL} AND {FILTER_SQL} AND o.seq > $5
+             ORDER BY o.seq LIMIT $6"
         ))
         .bind(filter.from)
         .bind(filter.to)

@@ -1,13 +1,16 @@
 //! The outbox relay: publishes committed outbox rows to the event topics as CloudEvents.
 //!
-//! One round claims the oldest unpublished rows in `seq` order, publishes them all with the
-//! idempotent producer, waits for every ack, then marks them published and commits. Killed
-//! between publish and mark, the rows are published again by the next round: duplicates carry
-//! the same event id, and nothing is lost (at least once).
+//! Rows are never updated: the relay keeps a cursor (`outbox_relay_cursor`) and publishes in
+//! commit order, by the writing transaction's id (`txid`), then `seq`. One round claims the
+//! rows after the cursor whose transactions are older than every running transaction (so no
+//! row can still appear behind the cursor; see the migration that introduced it), publishes
+//! them all with the idempotent producer, waits for every ack, then moves the cursor and
+//! commits. Killed between publish and move, the rows are published again by the next round:
+//! duplicates carry the same event id, and nothing is lost (at least once).
 //!
 //! Per-key order with several relay instances: a round runs under a transaction-scoped advisory
-//! lock, so one instance publishes at a time, in `seq` order, and a round starts only after the
-//! previous one's acks. The others stand by.
+//! lock, so one instance publishes at a time, in cursor order, and a round starts only after
+//! the previous one's acks. The others stand by.
 //!
 //! A committed decision notifies the relay (`LISTEN`), so events leave within milliseconds; a
 //! slow poll covers missed notifications. While Kafka or PostgreSQL is down, rounds are retried
@@ -40,6 +43,8 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxRow {
     pub seq: i64,
+    /// The writing transaction's id (an `xid8`, which fits in an `i64`).
+    pub txid: i64,
     pub id: Uuid,
     pub aggregatetype: String,
     pub aggregateid: String,
@@ -57,17 +62,49 @@ pub struct Relay {
     pub batch_size: i64,
 }
 
-/// Claims the oldest unpublished rows, in `seq` order, locking them in the caller's transaction.
+/// The columns of an [`OutboxRow`], for every query that reads them.
+pub const OUTBOX_ROW_COLUMNS: &str = "o.seq, o.txid::text::bigint AS txid, o.id, o.aggregatetype,
+    o.aggregateid, o.type, o.payload, o.traceparent, o.created_at";
+
+/// The condition "published": at or before the relay's cursor.
+pub const PUBLISHED_SQL: &str = "(o.txid, o.seq) <= (SELECT txid, seq FROM outbox_relay_cursor)";
+
+/// The next rows to publish, in commit order: those after the cursor whose transactions ended
+/// before any transaction still running began. The caller holds the relay lock.
 pub async fn claim(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<OutboxRow>> {
-    sqlx::query_as(
-        "SELECT seq, id, aggregatetype, aggregateid, type, payload, traceparent, created_at
-         FROM outbox WHERE published_at IS NULL
-         ORDER BY seq LIMIT $1
-         FOR UPDATE SKIP LOCKED",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {OUTBOX_ROW_COLUMNS}
+         FROM outbox o
+         WHERE (o.txid, o.seq) > (SELECT txid, seq FROM outbox_relay_cursor)
+           AND o.txid < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY o.txid, o.seq
+         LIMIT $1"
+    ))
     .bind(limit)
     .fetch_all(conn)
     .await
+}
+
+/// Moves the cursor past `last`, the last row of a published round.
+pub async fn mark_published(conn: &mut PgConnection, last: &OutboxRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE outbox_relay_cursor SET txid = $1::bigint::text::xid8, seq = $2, moved_at = now()",
+    )
+    .bind(last.txid)
+    .bind(last.seq)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// How many written rows the relay has not published yet.
+pub async fn backlog(pool: &PgPool) -> sqlx::Result<i64> {
+    let (backlog,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM outbox WHERE (txid, seq) > (SELECT txid, seq FROM outbox_relay_cursor)",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(backlog)
 }
 
 /// Publishes rows in order as binary-mode CloudEvents and waits for every ack.
@@ -152,18 +189,14 @@ impl Relay {
             return Ok(0);
         }
         let rows = claim(&mut tx, self.batch_size).await?;
-        if rows.is_empty() {
+        let Some(last) = rows.last() else {
             return Ok(0);
-        }
+        };
         let started = std::time::Instant::now();
         publish(&self.producer, &self.kafka, &rows).await?;
         metrics::histogram!("outbox_publish_duration_seconds")
             .record(started.elapsed().as_secs_f64());
-        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")
-            .bind(&seqs)
-            .execute(&mut *tx)
-            .await?;
+        mark_published(&mut tx, last).await?;
         tx.commit().await?;
         metrics::counter!("outbox_published_total").increment(rows.len() as u64);
         let now = Utc::now();
@@ -182,11 +215,7 @@ impl Relay {
             let n = self.relay_once().await?;
             total += n;
             if (n as i64) < self.batch_size {
-                let (backlog,): (i64,) =
-                    sqlx::query_as("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                        .fetch_one(&self.pool)
-                        .await?;
-                metrics::gauge!("outbox_backlog").set(backlog as f64);
+                metrics::gauge!("outbox_backlog").set(backlog(&self.pool).await? as f64);
                 return Ok(total);
             }
         }

@@ -17,6 +17,7 @@ use seatline_shared::config::{DatabaseConfig, KafkaConfig};
 use seatline_shared::kafka::{self, Topic};
 use seatline_shared::testing;
 use seatline_workers::config::WorkersConfig;
+use seatline_workers::outbox::relay;
 use seatline_workers::Workers;
 use serde_json::json;
 use sqlx::PgPool;
@@ -234,11 +235,7 @@ impl Pipeline {
         testing::eventually("outbox drained", DEADLINE, || {
             let pool = pool.clone();
             async move {
-                let (left,): (i64,) =
-                    sqlx::query_as("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                        .fetch_one(&pool)
-                        .await
-                        .unwrap();
+                let left = relay::backlog(&pool).await.unwrap();
                 (left == 0).then_some(())
             }
         })
