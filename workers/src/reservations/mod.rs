@@ -125,13 +125,26 @@ pub async fn decide(
         .map(|r| ((r.concert_date_id, r.seat_no), r))
         .collect();
 
+    // Live holds per user, counted up to the limit (enough to decide). One probe of the user's
+    // reservations, newest first, per user: with `user_id = ANY(..)` the planner, misled by
+    // statistics that lag a sale's first minutes, scanned every live hold instead.
+    let mut distinct_users = users.clone();
+    distinct_users.sort_unstable();
+    distinct_users.dedup();
     let hold_counts: Vec<(Uuid, i64)> = sqlx::query_as(
-        "SELECT user_id, count(*) FROM reservations
-         WHERE user_id = ANY($1) AND status = 'HELD' AND expires_at > $2
-         GROUP BY user_id",
+        "SELECT k.user_id, count(*)
+         FROM unnest($1::uuid[]) AS k(user_id)
+         CROSS JOIN LATERAL (
+             SELECT 1 FROM reservations r
+             WHERE r.user_id = k.user_id AND r.status = 'HELD' AND r.expires_at > $2
+             ORDER BY r.held_at DESC
+             LIMIT $3
+         ) live
+         GROUP BY k.user_id",
     )
-    .bind(&users)
+    .bind(&distinct_users)
     .bind(now)
+    .bind(config.max_holds_per_user)
     .fetch_all(&mut **tx)
     .await?;
     let mut holds: HashMap<Uuid, i64> = hold_counts.into_iter().collect();
