@@ -17,18 +17,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Builds the pool. Connections are opened lazily, so a process can start (and report
 /// itself not ready) while PostgreSQL is down.
-///
-/// Every statement is planned for the values it runs with (`plan_cache_mode =
-/// force_custom_plan`). Sale day starts on nearly empty tables that grow by tens of thousands of
-/// rows a minute, faster than autovacuum's statistics follow. A generic plan cached in the
-/// first seconds, such as a sequential scan of a then tiny `processed_requests` for
-/// `request_id = ANY($1)`, was kept by each pooled connection while the table grew: measured
-/// in the benchmark, that lookup reached 25–70 ms per batch after 10,000 decisions, held the
-/// batch's row locks meanwhile, and halved the decision rate. Planning each statement costs
-/// far less than that.
 pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = config.url.expose_secret().parse()?;
-    let options = options.options([("plan_cache_mode", "force_custom_plan")]);
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
