@@ -109,14 +109,9 @@ pub async fn token_view(
 }
 
 /// [`token_view`] for many tokens in one statement; tokens not found are left out.
-///
-/// Not a prepared statement: PostgreSQL plans it for `queue_tokens` as it is now. The table
-/// grows from nothing to tens of thousands of rows in a sale's first seconds, and a generic
-/// plan cached meanwhile (a sequential scan of the then tiny table) would be kept while it grew.
 pub async fn token_views(pool: &PgPool, token_ids: &[Uuid]) -> sqlx::Result<Vec<TokenView>> {
     sqlx::query_as::<_, TokenView>(&format!("{TOKEN_VIEW_SQL} WHERE t.id = ANY($1)"))
         .bind(token_ids)
-        .persistent(false)
         .fetch_all(pool)
         .await
 }

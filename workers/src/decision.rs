@@ -7,16 +7,6 @@
 //! API recording a request of a user in a running batch does not wait for that batch.
 //! Reservations and payments both follow it, so concurrent batches cannot deadlock, and a
 //! seat's hold, payment and expiry are serialised by the seat row.
-//!
-//! Plans on tables that grow during a sale (`processed_requests`, `reservations`, `payments`):
-//! batch lookups there are not prepared statements ([`sqlx::query::Query::persistent`] false),
-//! so PostgreSQL plans each for the table as it is now. A sale starts on nearly empty tables
-//! that grow by thousands of rows a second, faster than autovacuum's statistics follow. A
-//! prepared statement's generic plan, cached in the first seconds, was a sequential scan of a
-//! then tiny table, and each pooled connection kept it while the table grew: in the benchmark,
-//! the inbox lookup took 25–70 ms per batch after 10,000 decisions, holding the batch's row
-//! locks, and the decision rate fell by half. Planning costs about 0.1–0.3 ms per batch
-//! statement. Tables that do not grow during a sale (`seats`, `users`) keep prepared plans.
 
 use std::collections::HashSet;
 
@@ -103,11 +93,9 @@ pub async fn already_processed(
     conn: &mut PgConnection,
     ids: &[Uuid],
 ) -> sqlx::Result<HashSet<Uuid>> {
-    // Planned per run: see the module doc.
     let rows: Vec<(Uuid,)> =
         sqlx::query_as("SELECT request_id FROM processed_requests WHERE request_id = ANY($1)")
             .bind(ids)
-            .persistent(false)
             .fetch_all(&mut *conn)
             .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())

@@ -10,6 +10,7 @@
 //! - [`payments`]: where a payment is decided.
 //! - [`outbox`]: writing events transactionally, and the relay that publishes them.
 //! - [`queue`]: the waiting queue's admitter.
+//! - [`statistics`]: fresh planner statistics for the tables a sale grows.
 //! - [`seed`]: demo data.
 //!
 //! [`Workers::start`] starts every long-running worker; [`Workers::stop`] stops them all.
@@ -25,6 +26,7 @@ pub mod queue;
 pub mod requests;
 pub mod reservations;
 pub mod seed;
+pub mod statistics;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,6 +42,8 @@ use seatline_shared::kafka::Topic;
 
 /// How often the hold sweeper looks for expired holds.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the tables a sale grows are checked for stale planner statistics.
+const STATISTICS_INTERVAL: Duration = Duration::from_secs(2);
 /// Most outbox rows one relay round publishes.
 const RELAY_BATCH: i64 = 1000;
 
@@ -59,8 +63,8 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts the request consumer, the outbox relay, the hold sweeper and the admitter on
-    /// `pool`. Topics must exist.
+    /// Starts the request consumer, the outbox relay, the hold sweeper, the statistics
+    /// refresher and the admitter on `pool`. Topics must exist.
     pub fn start(config: &WorkersConfig, pool: PgPool) -> anyhow::Result<Self> {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -98,6 +102,11 @@ impl Workers {
         tasks.spawn(reservations::sweeper::run(
             pool.clone(),
             SWEEP_INTERVAL,
+            cancel.clone(),
+        ));
+        tasks.spawn(statistics::run(
+            pool.clone(),
+            STATISTICS_INTERVAL,
             cancel.clone(),
         ));
         tasks.spawn(queue::admitter::run(

@@ -181,8 +181,6 @@ async fn load_reservations(
          FROM reservations WHERE id = ANY($1)",
     )
     .bind(ids)
-    // Planned per run: see `crate::decision`.
-    .persistent(false)
     .fetch_all(conn)
     .await
 }
@@ -192,7 +190,6 @@ async fn paid_reservations(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Resul
         "SELECT reservation_id FROM payments WHERE reservation_id = ANY($1) AND status = 'PAID'",
     )
     .bind(ids)
-    .persistent(false)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())

@@ -103,10 +103,10 @@ pub async fn decide(
         .map(|s| ((s.concert_date_id, s.seat_no), s))
         .collect();
 
-    // One index probe per seat of the batch, planned per run (see `crate::decision`). As a
-    // plain join, the plan hashed every live reservation in the database for each batch, so
-    // the cost grew with sales. LIMIT 1 keeps the subquery from being flattened into that
-    // join; the partial unique index allows at most one live reservation per seat anyway.
+    // One index probe per seat of the batch. As a plain join, the cached generic plan hashed
+    // every live reservation in the database for each batch, so the cost grew with sales.
+    // LIMIT 1 keeps the subquery from being flattened into that join; the partial unique
+    // index allows at most one live reservation per seat anyway.
     let live: Vec<LiveReservation> = sqlx::query_as(
         "SELECT r.id, r.user_id, r.concert_date_id, r.seat_no, r.status, r.expires_at
          FROM unnest($1::bigint[], $2::int[]) AS k(d, n)
@@ -118,7 +118,6 @@ pub async fn decide(
     )
     .bind(&dates)
     .bind(&numbers)
-    .persistent(false)
     .fetch_all(&mut **tx)
     .await?;
     let mut live_by_seat: HashMap<SeatRef, LiveReservation> = live
@@ -127,7 +126,7 @@ pub async fn decide(
         .collect();
 
     // Live holds per user, counted up to the limit (enough to decide), with one probe of
-    // `reservations_user_live_idx` per user, planned per run (see `crate::decision`).
+    // `reservations_user_live_idx` per user.
     let mut distinct_users = users.clone();
     distinct_users.sort_unstable();
     distinct_users.dedup();
@@ -144,7 +143,6 @@ pub async fn decide(
     .bind(&distinct_users)
     .bind(now)
     .bind(config.max_holds_per_user)
-    .persistent(false)
     .fetch_all(&mut **tx)
     .await?;
     let mut holds: HashMap<Uuid, i64> = hold_counts.into_iter().collect();
@@ -265,7 +263,6 @@ pub async fn decide(
         )
         .bind(&ids)
         .bind(now)
-        .persistent(false)
         .execute(&mut **tx)
         .await?;
         let expiry_events: Vec<NewEvent> = expired

@@ -1,0 +1,74 @@
+//! The statistics refresher: a plan cached while a growing table was tiny is replaced once the
+//! table has grown.
+
+use seatline_workers::statistics;
+use sqlx::{PgConnection, PgPool};
+
+async fn add_inbox_rows(pool: &PgPool, n: i64) {
+    sqlx::query(
+        "INSERT INTO processed_requests
+             (request_id, kind, user_id, outcome, source_topic, source_partition, source_offset)
+         SELECT gen_random_uuid(), 'RESERVATION', gen_random_uuid(), 'HELD', 't', 0, g
+         FROM generate_series(1, $1) AS g",
+    )
+    .bind(n)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// The plan the connection would run the prepared inbox lookup with.
+async fn inbox_lookup_plan(conn: &mut PgConnection) -> String {
+    let lines: Vec<(String,)> =
+        sqlx::query_as("EXPLAIN EXECUTE inbox('{00000000-0000-0000-0000-000000000001}')")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    lines
+        .into_iter()
+        .map(|(l,)| l)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn a_plan_cached_on_a_tiny_table_is_replanned_once_the_table_has_grown(pool: PgPool) {
+    add_inbox_rows(&pool, 100).await;
+    // The deciders' inbox lookup, prepared and cached as a generic plan while the table is tiny.
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "PREPARE inbox(uuid[]) AS
+         SELECT request_id FROM processed_requests WHERE request_id = ANY($1)",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let tiny = inbox_lookup_plan(&mut conn).await;
+    assert!(tiny.contains("Seq Scan"), "{tiny}");
+    assert!(
+        statistics::refresh_once(&pool).await.unwrap().is_empty(),
+        "a tiny table is left alone"
+    );
+
+    // The table grows; the cached plan stays as it was.
+    add_inbox_rows(&pool, 20_000).await;
+    let stale = inbox_lookup_plan(&mut conn).await;
+    assert!(stale.contains("Seq Scan"), "{stale}");
+
+    let analyzed = statistics::refresh_once(&pool).await.unwrap();
+    assert!(
+        analyzed.contains(&"processed_requests".to_owned()),
+        "{analyzed:?}"
+    );
+    let fresh = inbox_lookup_plan(&mut conn).await;
+    assert!(
+        fresh.contains("processed_requests_pkey") && !fresh.contains("Seq Scan"),
+        "{fresh}"
+    );
+    // Until it doubles again, the table is not analyzed again.
+    assert!(statistics::refresh_once(&pool).await.unwrap().is_empty());
+}
