@@ -371,27 +371,28 @@ async fn an_event_committed_after_a_later_one_is_still_published(pool: PgPool) {
         )
     };
     let (early, late) = (event(1), event(2));
-    let mut slow = pipeline.pool.begin().await.unwrap();
-    outbox::write(&mut slow, std::slice::from_ref(&early))
-        .await
-        .unwrap();
-    let mut conn = pipeline.pool.acquire().await.unwrap();
-    outbox::write(&mut conn, std::slice::from_ref(&late))
-        .await
-        .unwrap();
-    drop(conn);
-
     let relay = relay::Relay {
         pool: pipeline.pool.clone(),
         producer: kafka::producer(&pipeline.kafka).unwrap(),
         kafka: pipeline.kafka.clone(),
         batch_size: 10,
     };
+    let mut conn = pipeline.pool.acquire().await.unwrap();
+    // The slow transaction holds back every relay on the server, other tests' too, so it is
+    // kept to a few statements.
+    let mut slow = pipeline.pool.begin().await.unwrap();
+    outbox::write(&mut slow, std::slice::from_ref(&early))
+        .await
+        .unwrap();
+    outbox::write(&mut conn, std::slice::from_ref(&late))
+        .await
+        .unwrap();
     // While the slow transaction runs, the committed later event waits behind it.
     assert_eq!(relay.drain().await.unwrap(), 0);
     assert_eq!(relay::backlog(&pipeline.pool).await.unwrap(), 1);
 
     slow.commit().await.unwrap();
+    drop(conn);
     // Other transactions on the server (other tests) may hold the relay back a moment longer.
     let published = std::cell::Cell::new(0);
     testing::eventually("both events published", DEADLINE, || async {
