@@ -60,9 +60,12 @@ pub async fn refresh_once(pool: &PgPool) -> sqlx::Result<Vec<String>> {
     .await?;
     let mut analyzed = Vec::with_capacity(grown.len());
     for (table,) in grown {
+        // Each in its own transaction, outside the lock's (which writes nothing and so has no
+        // transaction id): a transaction id held open would hold back the outbox relay, which
+        // waits for every older transaction to end.
         // The name comes from the constant list above, so quoting it is enough.
         sqlx::query(&format!("ANALYZE \"{table}\""))
-            .execute(&mut *tx)
+            .execute(pool)
             .await?;
         analyzed.push(table);
     }
