@@ -71,6 +71,8 @@ pub const OUTBOX_ROW_COLUMNS: &str = "o.seq, o.txid::text::bigint AS txid, o.id,
 
 /// The condition "published": at or before the relay's cursor.
 pub const PUBLISHED_SQL: &str = "(o.txid, o.seq) <= (SELECT txid, seq FROM outbox_relay_cursor)";
+/// The condition "not published yet": after the relay's cursor.
+const UNPUBLISHED_SQL: &str = "(o.txid, o.seq) > (SELECT txid, seq FROM outbox_relay_cursor)";
 
 /// The next rows to publish, in commit order: those after the cursor whose transactions ended
 /// before any transaction still running began. The caller holds the relay lock.
@@ -78,7 +80,7 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Outb
     sqlx::query_as(&format!(
         "SELECT {OUTBOX_ROW_COLUMNS}
          FROM outbox o
-         WHERE (o.txid, o.seq) > (SELECT txid, seq FROM outbox_relay_cursor)
+         WHERE {UNPUBLISHED_SQL}
            AND o.txid < pg_snapshot_xmin(pg_current_snapshot())
          ORDER BY o.txid, o.seq
          LIMIT $1"
@@ -89,7 +91,7 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Outb
 }
 
 /// Moves the cursor past `last`, the last row of a published round.
-pub async fn mark_published(conn: &mut PgConnection, last: &OutboxRow) -> sqlx::Result<()> {
+pub async fn move_cursor_past(conn: &mut PgConnection, last: &OutboxRow) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE outbox_relay_cursor SET txid = $1::bigint::text::xid8, seq = $2, moved_at = now()",
     )
@@ -102,9 +104,9 @@ pub async fn mark_published(conn: &mut PgConnection, last: &OutboxRow) -> sqlx::
 
 /// How many written rows the relay has not published yet.
 pub async fn backlog(pool: &PgPool) -> sqlx::Result<i64> {
-    let (backlog,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM outbox WHERE (txid, seq) > (SELECT txid, seq FROM outbox_relay_cursor)",
-    )
+    let (backlog,): (i64,) = sqlx::query_as(&format!(
+        "SELECT count(*) FROM outbox o WHERE {UNPUBLISHED_SQL}"
+    ))
     .fetch_one(pool)
     .await?;
     Ok(backlog)
@@ -195,11 +197,11 @@ impl Relay {
         let Some(last) = rows.last() else {
             return Ok(0);
         };
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         publish(&self.producer, &self.kafka, &rows).await?;
         metrics::histogram!("outbox_publish_duration_seconds")
             .record(started.elapsed().as_secs_f64());
-        mark_published(&mut tx, last).await?;
+        move_cursor_past(&mut tx, last).await?;
         tx.commit().await?;
         metrics::counter!("outbox_published_total").increment(rows.len() as u64);
         let now = Utc::now();
