@@ -127,9 +127,8 @@ pub async fn decide(
 
     // Live holds per user, counted up to the limit (enough to decide), with one probe of
     // `reservations_user_live_idx` per user.
-    let mut distinct_users = users.clone();
-    distinct_users.sort_unstable();
-    distinct_users.dedup();
+    // Each known user once; a user who does not exist holds nothing.
+    let distinct_users: Vec<Uuid> = known_users.iter().copied().collect();
     let hold_counts: Vec<(Uuid, i64)> = sqlx::query_as(
         "SELECT k.user_id, count(*)
          FROM unnest($1::uuid[]) AS k(user_id)
