@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::config::DatabaseConfig;
 
@@ -23,6 +23,22 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         .max_connections(config.max_connections)
         .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
         .connect_lazy_with(options))
+}
+
+/// Begins a transaction holding the transaction-scoped advisory lock `key`, or returns `None`
+/// when another session holds it. Rounds that one instance at a time may run (the admitter,
+/// the outbox relay, the statistics refresher) start with it; the lock goes with the
+/// transaction, so a crashed instance never leaves it behind.
+pub async fn begin_exclusive(
+    pool: &PgPool,
+    key: i64,
+) -> sqlx::Result<Option<Transaction<'static, Postgres>>> {
+    let mut tx = pool.begin().await?;
+    let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(locked.then_some(tx))
 }
 
 /// True when the error is PostgreSQL's unique violation on the named constraint or index.

@@ -365,14 +365,9 @@ pub struct AdmitReport {
 /// over any one-second window). Only one instance runs a round at a time (advisory lock), so
 /// nobody is admitted twice or skipped.
 pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<AdmitReport> {
-    let mut tx = pool.begin().await?;
-    let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(ADMITTER_LOCK)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !locked {
+    let Some(mut tx) = crate::db::begin_exclusive(pool, ADMITTER_LOCK).await? else {
         return Ok(AdmitReport::default());
-    }
+    };
     let expired_active = sqlx::query(
         "UPDATE queue_tokens SET status = 'EXPIRED', ended_at = now()
          WHERE status = 'ACTIVE' AND expires_at <= now()",

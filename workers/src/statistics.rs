@@ -37,14 +37,9 @@ const STATISTICS_LOCK: i64 = 0x5EA7_0004;
 /// Analyzes every listed table that has at least doubled in pages since its statistics were
 /// taken. Returns the tables analyzed (none when another instance holds the lock).
 pub async fn refresh_once(pool: &PgPool) -> sqlx::Result<Vec<String>> {
-    let mut tx = pool.begin().await?;
-    let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(STATISTICS_LOCK)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !locked {
+    let Some(mut tx) = seatline_shared::db::begin_exclusive(pool, STATISTICS_LOCK).await? else {
         return Ok(Vec::new());
-    }
+    };
     // `relpages` is what the planner's statistics were taken at (0 before the first ANALYZE);
     // `pg_relation_size` is the table now.
     let grown: Vec<(String,)> = sqlx::query_as(

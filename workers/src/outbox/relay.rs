@@ -185,14 +185,10 @@ impl Relay {
     /// One round. Returns how many events were published (0 when another instance holds the
     /// relay lock or nothing is pending).
     pub async fn relay_once(&self) -> anyhow::Result<usize> {
-        let mut tx = self.pool.begin().await?;
-        let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(RELAY_LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !locked {
+        let Some(mut tx) = seatline_shared::db::begin_exclusive(&self.pool, RELAY_LOCK).await?
+        else {
             return Ok(0);
-        }
+        };
         let rows = claim(&mut tx, self.batch_size).await?;
         let Some(last) = rows.last() else {
             return Ok(0);
