@@ -47,6 +47,24 @@ const STATISTICS_INTERVAL: Duration = Duration::from_secs(2);
 /// Most outbox rows one relay round publishes.
 const RELAY_BATCH: i64 = 1000;
 
+/// Runs `step` every `interval` until `shutdown`. A step that overruns delays the next tick
+/// instead of bunching ticks up behind it; a step in hand finishes before shutdown is seen.
+pub async fn every<F, Fut>(interval: Duration, shutdown: &CancellationToken, mut step: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        step().await;
+    }
+}
+
 /// Applies migrations; the workers own the schema.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     seatline_shared::MIGRATOR

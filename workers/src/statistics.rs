@@ -70,13 +70,7 @@ pub async fn refresh_once(pool: &PgPool) -> sqlx::Result<Vec<String>> {
 
 /// Refreshes every `interval` until `shutdown`.
 pub async fn run(pool: PgPool, interval: Duration, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
+    crate::every(interval, &shutdown, || async {
         match refresh_once(&pool).await {
             Ok(tables) if !tables.is_empty() => {
                 tracing::info!(?tables, "refreshed planner statistics of grown tables");
@@ -84,6 +78,7 @@ pub async fn run(pool: PgPool, interval: Duration, shutdown: CancellationToken) 
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "refreshing planner statistics failed"),
         }
-    }
+    })
+    .await;
     tracing::info!("statistics refresher stopped");
 }

@@ -15,13 +15,7 @@ pub async fn run(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
+    crate::every(interval, &shutdown, || async {
         let round = queue::admit_round(&pool, &config).await;
         if let Ok(report) = &round {
             if report.ran {
@@ -48,6 +42,7 @@ pub async fn run(
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "admission round failed; retrying next tick"),
         }
-    }
+    })
+    .await;
     tracing::info!("admitter stopped");
 }

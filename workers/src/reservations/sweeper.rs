@@ -68,13 +68,7 @@ pub async fn sweep_once(pool: &PgPool) -> sqlx::Result<usize> {
 
 /// Sweeps every `interval` until `shutdown`.
 pub async fn run(pool: PgPool, interval: Duration, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
+    crate::every(interval, &shutdown, || async {
         loop {
             match sweep_once(&pool).await {
                 Ok(n) if n as i64 == BATCH => continue,
@@ -89,6 +83,7 @@ pub async fn run(pool: PgPool, interval: Duration, shutdown: CancellationToken) 
                 }
             }
         }
-    }
+    })
+    .await;
     tracing::info!("hold sweeper stopped");
 }
