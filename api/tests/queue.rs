@@ -101,7 +101,7 @@ async fn a_thousand_concurrent_issues_get_places_one_to_a_thousand_and_are_admit
         (201..=250).collect::<Vec<_>>(),
         "capped by max_active"
     );
-    assert_eq!(third.active_after, 250);
+    assert_eq!(third.active_after, Some(250));
 
     age_activations(&pool, 1.5).await;
     let full = queue::admit_round(&pool, &config).await.unwrap();

@@ -353,7 +353,9 @@ pub struct AdmitReport {
     pub expired_active: u64,
     pub abandoned_waiting: u64,
     pub admitted: Vec<Uuid>,
-    pub active_after: i64,
+    /// ACTIVE tokens after the round, capped at `max_active`; `None` when nobody waited, so
+    /// there was nothing to admit and they were not counted ([`count_active`] tells).
+    pub active_after: Option<i64>,
     /// Waiters left in line after the round.
     pub waiting_after: i64,
     /// Admissions per second over the last ten seconds.
@@ -388,20 +390,42 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
     let dropped: Vec<i64> = dropped.into_iter().map(|(s,)| s).collect();
     record_dropped(&mut tx, &dropped).await?;
 
-    let (active, admitted_last_second, admitted_last_10s): (i64, i64, i64) = sqlx::query_as(
-        // One pass over the last ten seconds' admissions serves both windows.
-        "SELECT (SELECT count(*) FROM queue_tokens WHERE status = 'ACTIVE'),
-                recent.last_second, recent.last_10s
-         FROM (SELECT count(*) FILTER (WHERE activated_at > now() - interval '1 second')
-                          AS last_second,
-                      count(*) AS last_10s
-               FROM queue_tokens WHERE activated_at > now() - interval '10 seconds') recent",
+    // Waiters = arrivals after the head, minus those who left the line: O(log n), no count.
+    let (waiting_before,): (i64,) = sqlx::query_as(
+        "SELECT last_seq - admitted_through
+                - (queue_dropped_prefix(last_seq) - queue_dropped_prefix(admitted_through))
+         FROM queue_state",
     )
     .fetch_one(&mut *tx)
     .await?;
-    let room = (config.max_active - active)
-        .min(config.admit_per_sec - admitted_last_second)
-        .max(0);
+    // One pass over the last ten seconds' admissions serves both windows.
+    let (admitted_last_second, admitted_last_10s): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE activated_at > now() - interval '1 second'),
+                count(*)
+         FROM queue_tokens WHERE activated_at > now() - interval '10 seconds'",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    // Counting ACTIVE tokens reads one index entry per token, so it is done only when someone
+    // waits, and never past `max_active` (any more and there is no room either way).
+    let active = if waiting_before > 0 {
+        let (active,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM (
+                 SELECT 1 FROM queue_tokens WHERE status = 'ACTIVE' LIMIT $1
+             ) capped",
+        )
+        .bind(config.max_active.max(0))
+        .fetch_one(&mut *tx)
+        .await?;
+        Some(active)
+    } else {
+        None
+    };
+    let room = active.map_or(0, |active| {
+        (config.max_active - active)
+            .min(config.admit_per_sec - admitted_last_second)
+            .max(0)
+    });
 
     let admitted: Vec<(Uuid, i64)> = if room > 0 {
         sqlx::query_as(
@@ -433,24 +457,26 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
     .bind(rate)
     .execute(&mut *tx)
     .await?;
-    // Waiters = arrivals after the head, minus those who left the line: O(log n), no count.
-    let (waiting_after,): (i64,) = sqlx::query_as(
-        "SELECT last_seq - admitted_through
-                - (queue_dropped_prefix(last_seq) - queue_dropped_prefix(admitted_through))
-         FROM queue_state",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
     tx.commit().await?;
     Ok(AdmitReport {
         ran: true,
         expired_active,
         abandoned_waiting: dropped.len() as u64,
-        active_after: active + admitted.len() as i64,
+        active_after: active.map(|active| active + admitted.len() as i64),
+        waiting_after: waiting_before - admitted.len() as i64,
         admitted: admitted.into_iter().map(|(id, _)| id).collect(),
-        waiting_after,
         admit_rate: rate,
     })
+}
+
+/// How many tokens are ACTIVE: for the gauge, which the admitter refreshes on its own
+/// schedule because its rounds count them only when someone waits.
+pub async fn count_active(pool: &PgPool) -> sqlx::Result<i64> {
+    let (active,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM queue_tokens WHERE status = 'ACTIVE'")
+            .fetch_one(pool)
+            .await?;
+    Ok(active)
 }
 
 /// Ends the user's ACTIVE token after a successful payment, freeing the slot for the next

@@ -94,3 +94,46 @@ async fn a_batch_of_arrivals_takes_places_in_order_once_per_user(pool: PgPool) {
     .unwrap();
     assert_eq!((tokens, last_seq), (4, 4), "no gap and no extra token");
 }
+
+/// Rounds count ACTIVE tokens only when someone waits (the count reads an index entry per
+/// token), and never past `max_active`; a waiter who arrives later is still admitted.
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn rounds_count_active_tokens_only_when_someone_waits(pool: PgPool) {
+    let config = QueueConfig {
+        max_active: 4,
+        admit_per_sec: 100,
+        ..QueueConfig::default()
+    };
+    for _ in 0..3 {
+        queue::issue_token(&pool, Uuid::new_v4(), &config)
+            .await
+            .unwrap();
+    }
+    let first = queue::admit_round(&pool, &config).await.unwrap();
+    assert_eq!(first.admitted.len(), 3);
+    assert_eq!((first.active_after, first.waiting_after), (Some(3), 0));
+
+    let idle = queue::admit_round(&pool, &config).await.unwrap();
+    assert!(idle.ran && idle.admitted.is_empty());
+    assert_eq!((idle.active_after, idle.waiting_after), (None, 0));
+    assert_eq!(queue::count_active(&pool).await.unwrap(), 3);
+
+    for _ in 0..2 {
+        queue::issue_token(&pool, Uuid::new_v4(), &config)
+            .await
+            .unwrap();
+    }
+    let second = queue::admit_round(&pool, &config).await.unwrap();
+    assert_eq!(second.admitted.len(), 1, "one place left under max_active");
+    assert_eq!((second.active_after, second.waiting_after), (Some(4), 1));
+
+    // With the limit lowered below what is ACTIVE, the count stops at the limit: no room.
+    let lowered = QueueConfig {
+        max_active: 2,
+        ..config
+    };
+    let full = queue::admit_round(&pool, &lowered).await.unwrap();
+    assert!(full.admitted.is_empty());
+    assert_eq!((full.active_after, full.waiting_after), (Some(2), 1));
+    assert_eq!(queue::count_active(&pool).await.unwrap(), 4);
+}
