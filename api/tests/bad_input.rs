@@ -227,6 +227,7 @@ async fn the_openapi_document_and_docs_page_are_served(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let doc = app.call(Method::GET, "/openapi.json", None, None).await;
     assert_eq!(doc.status, StatusCode::OK);
+    assert_eq!(doc.content_type(), "application/json");
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
     for path in [
         "/client/token",
@@ -245,6 +246,7 @@ async fn the_openapi_document_and_docs_page_are_served(pool: PgPool) {
         .send(raw(Method::GET, "/docs", None, None, Body::empty()))
         .await;
     assert_eq!(page.status, StatusCode::OK);
+    assert!(page.content_type().starts_with("text/html"));
     assert!(
         page.body.as_str().unwrap().contains("<html"),
         "an HTML page"

@@ -34,8 +34,6 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::OpenApi;
-use utoipa_scalar::{Scalar, Servable};
 
 use crate::state::AppState;
 use error::ApiError;
@@ -89,11 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/client/{clientId}/ledger", get(history::ledger))
         .route("/admin/concerts", post(admin::create_concert))
         .route("/admin/concerts/{id}/dates", post(admin::create_date))
-        .route(
-            "/openapi.json",
-            get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),
-        )
-        .merge(Scalar::with_url("/docs", openapi::ApiDoc::openapi()))
+        .merge(openapi::routes())
         .merge(writes)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(axum::middleware::map_response(
