@@ -61,3 +61,77 @@ async fn not_ready_names_the_database_when_it_is_unreachable(pool: PgPool) {
     assert_eq!(reply.body["checks"]["database"]["status"], "unavailable");
     assert_eq!(reply.body["checks"]["kafka"]["status"], "ok");
 }
+
+/// The served app over a real socket: routes and problem answers as through the router, one
+/// keep-alive connection for several requests, and shutdown that does not wait on an idle
+/// keep-alive connection.
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn the_server_answers_over_tcp_and_stops_on_shutdown(pool: PgPool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::new(pool).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(seatline_api::serve(listener, app.state.clone(), async {
+        let _ = stopped.await;
+    }));
+
+    let mut connection = tokio::net::TcpStream::connect(addr).await.unwrap();
+    for (path, expected) in [
+        ("/health/live", "HTTP/1.1 200 OK"),
+        ("/no/such/route", "HTTP/1.1 404 Not Found"),
+        ("/openapi.json", "HTTP/1.1 200 OK"),
+    ] {
+        connection
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let head = read_response(&mut connection).await;
+        assert!(head.starts_with(expected), "{path}: {head}");
+        if expected.contains("404") {
+            assert!(
+                head.contains("content-type: application/problem+json"),
+                "{head}"
+            );
+        }
+    }
+
+    stop.send(()).unwrap();
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    assert!(
+        matches!(finished, Ok(Ok(Ok(())))),
+        "the server did not stop: {finished:?}"
+    );
+    // The idle connection was closed by the server, not left open.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        connection.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(matches!(read, Ok(Ok(0))), "{read:?}");
+
+    /// Reads one response (head and a `content-length` body) and returns its head.
+    async fn read_response(connection: &mut tokio::net::TcpStream) -> String {
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = connection.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed mid-response");
+            buffer.extend_from_slice(&chunk[..n]);
+            let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buffer.len() >= end + 4 + length {
+                return String::from_utf8_lossy(&buffer[..end]).into_owned();
+            }
+        }
+    }
+}
