@@ -12,6 +12,11 @@
 //! last analyzed. New statistics invalidate the cached plans, and every connection plans again
 //! for the table as it is. Doubling keeps this to a few dozen cheap `ANALYZE`s over a table's
 //! life; planning every statement instead cost about a tenth of the machine's CPU under load.
+//!
+//! These `ANALYZE`s sample fewer rows than autovacuum's ([`SAMPLE_STATISTICS_TARGET`]): what
+//! they are for is the table's size and the rough shape of its keys, and the full sample, run
+//! while the sale was growing the tables, cost about a second of PostgreSQL's CPU in every
+//! 15 s. Autovacuum's own `ANALYZE`s follow with the full sample.
 
 use std::time::Duration;
 
@@ -31,6 +36,9 @@ pub const GROWING_TABLES: &[&str] = &[
 ];
 /// Below this many pages a table is small enough that any plan is cheap.
 const MIN_PAGES: i64 = 8;
+/// The statistics target of the refresher's `ANALYZE`s: 3,000 sampled rows instead of the
+/// default 30,000, about a tenth of the cost (10-20 ms at 80,000 rows).
+const SAMPLE_STATISTICS_TARGET: i32 = 10;
 /// Advisory lock key, so that one worker instance analyzes at a time.
 const STATISTICS_LOCK: i64 = 0x5EA7_0004;
 
@@ -58,10 +66,17 @@ pub async fn refresh_once(pool: &PgPool) -> sqlx::Result<Vec<String>> {
         // Each in its own transaction, outside the lock's (which writes nothing and so has no
         // transaction id): a transaction id held open would hold back the outbox relay, which
         // waits for every older transaction to end.
+        let mut analyze = pool.begin().await?;
+        sqlx::query(&format!(
+            "SET LOCAL default_statistics_target = {SAMPLE_STATISTICS_TARGET}"
+        ))
+        .execute(&mut *analyze)
+        .await?;
         // The name comes from the constant list above, so quoting it is enough.
         sqlx::query(&format!("ANALYZE \"{table}\""))
-            .execute(pool)
+            .execute(&mut *analyze)
             .await?;
+        analyze.commit().await?;
         analyzed.push(table);
     }
     tx.commit().await?;
