@@ -80,11 +80,30 @@ pub async fn lock_users(conn: &mut PgConnection, users: &[Uuid]) -> sqlx::Result
     let mut sorted = users.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
+    if sorted.is_empty() {
+        return Ok(HashSet::new());
+    }
     let rows: Vec<(Uuid,)> =
         sqlx::query_as("SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
             .bind(&sorted)
             .fetch_all(&mut *conn)
             .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// The users that exist, without locking them: for requests that cannot change what a user
+/// holds or owns.
+pub async fn existing_users(
+    conn: &mut PgConnection,
+    users: &[Uuid],
+) -> sqlx::Result<HashSet<Uuid>> {
+    if users.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<(Uuid,)> = sqlx::query_as("SELECT id FROM users WHERE id = ANY($1)")
+        .bind(users)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 

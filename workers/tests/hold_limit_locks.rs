@@ -1,0 +1,159 @@
+//! The per-user hold limit across batches decided at the same time (seats of one user live in
+//! different partitions): a batch that could give the user a hold waits for another such batch
+//! of that user, and a request that cannot take its seat waits for nobody's user lock.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use seatline_shared::catalog::{self, NewConcertDate};
+use seatline_shared::config::ReservationConfig;
+use seatline_shared::domain::RejectReason;
+use seatline_shared::messages::ReservationRequested;
+use seatline_workers::requests::Incoming;
+use seatline_workers::reservations::{self, Outcome};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+async fn date_with_seats(pool: &PgPool) -> i64 {
+    let concert = catalog::create_concert(pool, "Lock test", "Hall")
+        .await
+        .unwrap();
+    let new = NewConcertDate {
+        starts_at: Utc::now() + chrono::Duration::days(30),
+        default_price: 1000,
+        seat_prices: Default::default(),
+        sales_open_at: None,
+        sales_close_at: None,
+    };
+    catalog::create_concert_date(pool, concert.id, &new)
+        .await
+        .unwrap()
+        .id
+}
+
+async fn new_user(pool: &PgPool) -> Uuid {
+    let user = Uuid::new_v4();
+    sqlx::query("INSERT INTO users (id) VALUES ($1)")
+        .bind(user)
+        .execute(pool)
+        .await
+        .unwrap();
+    user
+}
+
+fn request(user: Uuid, date: i64, seat: i32) -> Vec<Incoming<ReservationRequested>> {
+    vec![Incoming {
+        message: ReservationRequested {
+            request_id: Uuid::now_v7(),
+            user_id: user,
+            concert_date_id: date,
+            seat_no: seat,
+            submitted_at: Utc::now(),
+        },
+        index: 0,
+        topic: "test".into(),
+        partition: seat,
+        offset: 0,
+        traceparent: None,
+    }]
+}
+
+/// Decides `batch` in its own transaction and commits.
+async fn decide_and_commit(
+    pool: PgPool,
+    batch: Vec<Incoming<ReservationRequested>>,
+    config: ReservationConfig,
+) -> Vec<Outcome> {
+    let mut tx = pool.begin().await.unwrap();
+    let outcomes = reservations::decide(&mut tx, &batch, &config)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    outcomes
+}
+
+/// Waits until some other session waits for a lock, or fails after the deadline.
+async fn wait_until_a_session_waits_for_a_lock(pool: &PgPool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no session waited for a lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn concurrent_batches_of_one_user_respect_the_hold_limit(pool: PgPool) {
+    let config = ReservationConfig {
+        max_holds_per_user: 1,
+        ..ReservationConfig::default()
+    };
+    let date = date_with_seats(&pool).await;
+    let user = new_user(&pool).await;
+
+    // First batch: decided, not yet committed, so it holds the user's lock.
+    let mut first = pool.begin().await.unwrap();
+    let first_batch = request(user, date, 1);
+    let outcomes = reservations::decide(&mut first, &first_batch, &config)
+        .await
+        .unwrap();
+    assert!(matches!(outcomes[0], Outcome::Held { .. }), "{outcomes:?}");
+
+    // Second batch, another seat of the same user (another partition): it must wait.
+    let second = tokio::spawn(decide_and_commit(
+        pool.clone(),
+        request(user, date, 2),
+        config.clone(),
+    ));
+    wait_until_a_session_waits_for_a_lock(&pool).await;
+    assert!(!second.is_finished(), "the second batch did not wait");
+
+    first.commit().await.unwrap();
+    let outcomes = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the second batch finished after the first committed")
+        .unwrap();
+    assert_eq!(outcomes, vec![Outcome::Rejected(RejectReason::HoldLimit)]);
+    let (live,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM reservations WHERE user_id = $1 AND status = 'HELD'")
+            .bind(user)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(live, 1);
+}
+
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn a_request_for_a_taken_seat_does_not_wait_for_the_users_lock(pool: PgPool) {
+    let config = ReservationConfig::default();
+    let date = date_with_seats(&pool).await;
+    let (holder, user) = (new_user(&pool).await, new_user(&pool).await);
+    let taken = decide_and_commit(pool.clone(), request(holder, date, 7), config.clone()).await;
+    assert!(matches!(taken[0], Outcome::Held { .. }), "{taken:?}");
+
+    // The user's lock is held by a batch that gives them seat 1, not yet committed.
+    let mut open = pool.begin().await.unwrap();
+    let outcomes = reservations::decide(&mut open, &request(user, date, 1), &config)
+        .await
+        .unwrap();
+    assert!(matches!(outcomes[0], Outcome::Held { .. }), "{outcomes:?}");
+
+    // The same user asks for seat 7, which is taken: refused at once, without waiting.
+    let outcomes = tokio::time::timeout(
+        Duration::from_secs(5),
+        decide_and_commit(pool.clone(), request(user, date, 7), config.clone()),
+    )
+    .await
+    .expect("a request for a taken seat waited for the user's lock");
+    assert_eq!(outcomes, vec![Outcome::Rejected(RejectReason::SeatTaken)]);
+    open.commit().await.unwrap();
+}
