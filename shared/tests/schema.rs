@@ -1,33 +1,11 @@
 //! The schema's last-line invariants, against a fresh real PostgreSQL database per test.
 
-use chrono::{Duration, Utc};
-use seatline_shared::catalog::{self, NewConcertDate};
+use seatline_shared::testing;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 async fn date_with_seats(pool: &PgPool) -> i64 {
-    let concert = catalog::create_concert(pool, "Test", "Hall").await.unwrap();
-    let new = NewConcertDate {
-        starts_at: Utc::now() + Duration::days(10),
-        default_price: 1000,
-        seat_prices: [(1, 5000)].into(),
-        sales_open_at: None,
-        sales_close_at: None,
-    };
-    catalog::create_concert_date(pool, concert.id, &new)
-        .await
-        .unwrap()
-        .id
-}
-
-async fn user(pool: &PgPool) -> Uuid {
-    let id = Uuid::new_v4();
-    sqlx::query("INSERT INTO users (id) VALUES ($1)")
-        .bind(id)
-        .execute(pool)
-        .await
-        .unwrap();
-    id
+    testing::concert_date(pool, 1000, [(1, 5000)].into()).await
 }
 
 async fn insert_reservation(
@@ -70,7 +48,7 @@ async fn a_date_gets_fifty_priced_seats(pool: PgPool) {
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
 async fn a_second_live_hold_on_a_seat_is_refused(pool: PgPool) {
     let date = date_with_seats(&pool).await;
-    let (a, b) = (user(&pool).await, user(&pool).await);
+    let (a, b) = (testing::user(&pool).await, testing::user(&pool).await);
     insert_reservation(&pool, a, date, 7, "HELD").await.unwrap();
 
     let err = insert_reservation(&pool, b, date, 7, "HELD")
@@ -98,7 +76,7 @@ async fn a_second_live_hold_on_a_seat_is_refused(pool: PgPool) {
 
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
 async fn a_negative_balance_is_refused(pool: PgPool) {
-    let id = user(&pool).await;
+    let id = testing::user(&pool).await;
     let err = sqlx::query("UPDATE users SET balance = balance - 1 WHERE id = $1")
         .bind(id)
         .execute(&pool)
@@ -116,7 +94,7 @@ async fn a_negative_balance_is_refused(pool: PgPool) {
 
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
 async fn a_reservation_is_paid_at_most_once(pool: PgPool) {
-    let id = user(&pool).await;
+    let id = testing::user(&pool).await;
     let reservation = Uuid::new_v4();
     let pay = |payment: Uuid| {
         sqlx::query(
@@ -138,7 +116,7 @@ async fn a_reservation_is_paid_at_most_once(pool: PgPool) {
 
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
 async fn the_ledger_is_append_only(pool: PgPool) {
-    let id = user(&pool).await;
+    let id = testing::user(&pool).await;
     sqlx::query("INSERT INTO point_ledger (user_id, kind, amount, balance_after) VALUES ($1, 'CHARGE', 5, 5)")
         .bind(id)
         .execute(&pool)

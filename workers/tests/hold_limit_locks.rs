@@ -2,44 +2,17 @@
 //! different partitions): a batch that could give the user a hold waits for another such batch
 //! of that user, and a request that cannot take its seat waits for nobody's user lock.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
-use seatline_shared::catalog::{self, NewConcertDate};
 use seatline_shared::config::ReservationConfig;
 use seatline_shared::domain::RejectReason;
 use seatline_shared::messages::ReservationRequested;
+use seatline_shared::testing;
 use seatline_workers::requests::Incoming;
 use seatline_workers::reservations::{self, Outcome};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-async fn date_with_seats(pool: &PgPool) -> i64 {
-    let concert = catalog::create_concert(pool, "Lock test", "Hall")
-        .await
-        .unwrap();
-    let new = NewConcertDate {
-        starts_at: Utc::now() + chrono::Duration::days(30),
-        default_price: 1000,
-        seat_prices: Default::default(),
-        sales_open_at: None,
-        sales_close_at: None,
-    };
-    catalog::create_concert_date(pool, concert.id, &new)
-        .await
-        .unwrap()
-        .id
-}
-
-async fn new_user(pool: &PgPool) -> Uuid {
-    let user = Uuid::new_v4();
-    sqlx::query("INSERT INTO users (id) VALUES ($1)")
-        .bind(user)
-        .execute(pool)
-        .await
-        .unwrap();
-    user
-}
 
 fn request(user: Uuid, date: i64, seat: i32) -> Vec<Incoming<ReservationRequested>> {
     vec![Incoming {
@@ -72,23 +45,23 @@ async fn decide_and_commit(
     outcomes
 }
 
-/// Waits until some other session waits for a lock, or fails after the deadline.
+/// Waits until some session of this test's database waits for a lock.
 async fn wait_until_a_session_waits_for_a_lock(pool: &PgPool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (waiting,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM pg_stat_activity
+    testing::eventually(
+        "a session waiting for a lock",
+        Duration::from_secs(10),
+        || async {
+            let (waiting,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_stat_activity
              WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no session waited for a lock");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            (waiting > 0).then_some(())
+        },
+    )
+    .await
 }
 
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
@@ -97,8 +70,8 @@ async fn concurrent_batches_of_one_user_respect_the_hold_limit(pool: PgPool) {
         max_holds_per_user: 1,
         ..ReservationConfig::default()
     };
-    let date = date_with_seats(&pool).await;
-    let user = new_user(&pool).await;
+    let date = testing::concert_date(&pool, 1000, Default::default()).await;
+    let user = testing::user(&pool).await;
 
     // First batch: decided, not yet committed, so it holds the user's lock.
     let mut first = pool.begin().await.unwrap();
@@ -135,8 +108,8 @@ async fn concurrent_batches_of_one_user_respect_the_hold_limit(pool: PgPool) {
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
 async fn a_request_for_a_taken_seat_does_not_wait_for_the_users_lock(pool: PgPool) {
     let config = ReservationConfig::default();
-    let date = date_with_seats(&pool).await;
-    let (holder, user) = (new_user(&pool).await, new_user(&pool).await);
+    let date = testing::concert_date(&pool, 1000, Default::default()).await;
+    let (holder, user) = (testing::user(&pool).await, testing::user(&pool).await);
     let taken = decide_and_commit(pool.clone(), request(holder, date, 7), config.clone()).await;
     assert!(matches!(taken[0], Outcome::Held { .. }), "{taken:?}");
 

@@ -7,12 +7,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use chrono::Utc;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use seatline_api::testing::{Reply, TestApp};
-use seatline_shared::catalog::{self, NewConcertDate};
 use seatline_shared::config::{DatabaseConfig, KafkaConfig};
 use seatline_shared::kafka::{self, Topic};
 use seatline_shared::testing;
@@ -141,20 +139,7 @@ impl Pipeline {
 
     /// A concert date on sale now, with 50 seats at `price`.
     pub async fn date(&self, price: i64) -> i64 {
-        let concert = catalog::create_concert(&self.pool, "Test concert", "Test hall")
-            .await
-            .unwrap();
-        let new = NewConcertDate {
-            starts_at: Utc::now() + chrono::Duration::days(30),
-            default_price: price,
-            seat_prices: Default::default(),
-            sales_open_at: None,
-            sales_close_at: None,
-        };
-        catalog::create_concert_date(&self.pool, concert.id, &new)
-            .await
-            .unwrap()
-            .id
+        testing::concert_date(&self.pool, price, Default::default()).await
     }
 
     pub async fn reserve(&self, token: &str, date: i64, seat: i32) -> Reply {
