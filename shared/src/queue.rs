@@ -409,15 +409,7 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
     // Counting ACTIVE tokens reads one index entry per token, so it is done only when someone
     // waits, and never past `max_active` (any more and there is no room either way).
     let active = if waiting_before > 0 {
-        let (active,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM (
-                 SELECT 1 FROM queue_tokens WHERE status = 'ACTIVE' LIMIT $1
-             ) capped",
-        )
-        .bind(config.max_active.max(0))
-        .fetch_one(&mut *tx)
-        .await?;
-        Some(active)
+        Some(count_active(&mut *tx, config.max_active).await?)
     } else {
         None
     };
@@ -469,13 +461,17 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
     })
 }
 
-/// How many tokens are ACTIVE: for the gauge, which the admitter refreshes on its own
-/// schedule because its rounds count them only when someone waits.
-pub async fn count_active(pool: &PgPool) -> sqlx::Result<i64> {
-    let (active,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM queue_tokens WHERE status = 'ACTIVE'")
-            .fetch_one(pool)
-            .await?;
+/// How many tokens are ACTIVE, counted up to `at_most` (a count reads one index entry per
+/// token). Admission rounds need no more than `max_active`; the admitter's gauge counts all.
+pub async fn count_active<'c>(conn: impl sqlx::PgExecutor<'c>, at_most: i64) -> sqlx::Result<i64> {
+    let (active,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM (
+             SELECT 1 FROM queue_tokens WHERE status = 'ACTIVE' LIMIT $1
+         ) capped",
+    )
+    .bind(at_most.max(0))
+    .fetch_one(conn)
+    .await?;
     Ok(active)
 }
 

@@ -66,7 +66,7 @@ async fn refresh_active_gauge(
         .is_none_or(|at| at.elapsed() >= ACTIVE_GAUGE_INTERVAL);
     let active = match counted_by_round {
         Some(active) => Some(active),
-        None if due => queue::count_active(pool).await.ok(),
+        None if due => queue::count_active(pool, i64::MAX).await.ok(),
         None => None,
     };
     if let Some(active) = active {
