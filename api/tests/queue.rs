@@ -21,12 +21,11 @@ async fn issue(app: &TestApp, user: Uuid) -> seatline_api::testing::Reply {
     .await
 }
 
-/// Pretends every activation happened `secs` earlier, so the one-second rate window has
+/// Pretends every admission round happened `secs` earlier, so the one-second rate window has
 /// passed without the test sleeping.
-async fn age_activations(pool: &PgPool, secs: f64) {
+async fn age_admission_rounds(pool: &PgPool, secs: f64) {
     sqlx::query(
-        "UPDATE queue_tokens SET activated_at = activated_at - make_interval(secs => $1)
-         WHERE activated_at IS NOT NULL",
+        "UPDATE queue_admission_rounds SET admitted_at = admitted_at - make_interval(secs => $1)",
     )
     .bind(secs)
     .execute(pool)
@@ -87,14 +86,14 @@ async fn a_thousand_concurrent_issues_get_places_one_to_a_thousand_and_are_admit
         "rate limit: nothing more within the same second"
     );
 
-    age_activations(&pool, 1.5).await;
+    age_admission_rounds(&pool, 1.5).await;
     let second = queue::admit_round(&pool, &config).await.unwrap();
     assert_eq!(
         seqs_of(&pool, &second.admitted).await,
         (101..=200).collect::<Vec<_>>()
     );
 
-    age_activations(&pool, 1.5).await;
+    age_admission_rounds(&pool, 1.5).await;
     let third = queue::admit_round(&pool, &config).await.unwrap();
     assert_eq!(
         seqs_of(&pool, &third.admitted).await,
@@ -103,7 +102,7 @@ async fn a_thousand_concurrent_issues_get_places_one_to_a_thousand_and_are_admit
     );
     assert_eq!(third.active_after, Some(250));
 
-    age_activations(&pool, 1.5).await;
+    age_admission_rounds(&pool, 1.5).await;
     let full = queue::admit_round(&pool, &config).await.unwrap();
     assert!(full.admitted.is_empty(), "no room while 250 are active");
 

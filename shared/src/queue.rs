@@ -353,8 +353,9 @@ pub struct AdmitReport {
     pub expired_active: u64,
     pub abandoned_waiting: u64,
     pub admitted: Vec<Uuid>,
-    /// ACTIVE tokens after the round, capped at `max_active`; `None` when nobody waited, so
-    /// there was nothing to admit and they were not counted ([`count_active`] tells).
+    /// ACTIVE tokens after the round, capped at `max_active`, when the round counted them;
+    /// `None` when it did not need to: nobody could be admitted, or its upper bound
+    /// (`queue_state.active_bound`) left room for everyone ([`count_active`] tells).
     pub active_after: Option<i64>,
     /// Waiters left in line after the round.
     pub waiting_after: i64,
@@ -391,33 +392,47 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
     record_dropped(&mut tx, &dropped).await?;
 
     // Waiters = arrivals after the head, minus those who left the line: O(log n), no count.
-    let (waiting_before,): (i64,) = sqlx::query_as(
+    let (waiting_before, active_bound): (i64, Option<i64>) = sqlx::query_as(
         "SELECT last_seq - admitted_through
-                - (queue_dropped_prefix(last_seq) - queue_dropped_prefix(admitted_through))
+                - (queue_dropped_prefix(last_seq) - queue_dropped_prefix(admitted_through)),
+                active_bound
          FROM queue_state",
     )
     .fetch_one(&mut *tx)
     .await?;
-    // One pass over the last ten seconds' admissions serves both windows.
+    // Both rate windows from the last ten seconds' rounds, which are all the table keeps.
     let (admitted_last_second, admitted_last_10s): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE activated_at > now() - interval '1 second'),
-                count(*)
-         FROM queue_tokens WHERE activated_at > now() - interval '10 seconds'",
+        "WITH forgotten AS (
+             DELETE FROM queue_admission_rounds
+             WHERE admitted_at <= now() - interval '10 seconds'
+         )
+         SELECT coalesce(sum(admitted) FILTER (WHERE admitted_at > now() - interval '1 second'), 0),
+                coalesce(sum(admitted), 0)
+         FROM queue_admission_rounds WHERE admitted_at > now() - interval '10 seconds'",
     )
     .fetch_one(&mut *tx)
     .await?;
-    // Counting ACTIVE tokens reads one index entry per token, so it is done only when someone
-    // waits, and never past `max_active` (any more and there is no room either way).
-    let active = if waiting_before > 0 {
-        Some(count_active(&mut *tx, config.max_active).await?)
+    let wanted = waiting_before
+        .min(config.admit_per_sec - admitted_last_second)
+        .max(0);
+    // Expired tokens were ACTIVE, so the bound less them still bounds what is ACTIVE now.
+    let bound = active_bound.map(|bound| (bound - expired_active as i64).max(0));
+    let active = if wanted == 0 {
+        ActiveTokens::NotNeeded
+    } else if let Some(bound) = bound.filter(|bound| bound + wanted <= config.max_active) {
+        ActiveTokens::AtMost(bound)
     } else {
-        None
+        // A count reads one index entry per ACTIVE token, so it stops one past `max_active`:
+        // any more and there is no room either way, and a count of `max_active` is exact.
+        let at_most = config.max_active.saturating_add(1);
+        ActiveTokens::Counted(count_active(&mut *tx, at_most).await?)
     };
-    let room = active.map_or(0, |active| {
-        (config.max_active - active)
-            .min(config.admit_per_sec - admitted_last_second)
-            .max(0)
-    });
+    let room = match active {
+        ActiveTokens::NotNeeded => 0,
+        ActiveTokens::AtMost(active) | ActiveTokens::Counted(active) => {
+            (config.max_active - active).min(wanted).max(0)
+        }
+    };
 
     let admitted: Vec<(Uuid, i64)> = if room > 0 {
         sqlx::query_as(
@@ -438,15 +453,35 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
     } else {
         Vec::new()
     };
+    let admitted_count = admitted.len() as i64;
+    if admitted_count > 0 {
+        sqlx::query(
+            "INSERT INTO queue_admission_rounds (admitted_at, admitted) VALUES (now(), $1)
+             ON CONFLICT (admitted_at) DO UPDATE
+             SET admitted = queue_admission_rounds.admitted + EXCLUDED.admitted",
+        )
+        .bind(admitted_count)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let active_bound_after = match active {
+        ActiveTokens::NotNeeded => bound,
+        ActiveTokens::AtMost(bound) => Some(bound + admitted_count),
+        // A count that reached its cap says only "more than max_active".
+        ActiveTokens::Counted(counted) if counted > config.max_active => None,
+        ActiveTokens::Counted(counted) => Some(counted + admitted_count),
+    };
     let through = admitted.iter().map(|(_, seq)| *seq).max();
-    let rate = (admitted_last_10s + admitted.len() as i64) as f64 / 10.0;
+    let rate = (admitted_last_10s + admitted_count) as f64 / 10.0;
     sqlx::query(
         "UPDATE queue_state SET admitted_through = GREATEST(admitted_through, coalesce($1, 0)),
                                 admit_rate = $2,
-                                last_admit_at = CASE WHEN $1 IS NULL THEN last_admit_at ELSE now() END",
+                                last_admit_at = CASE WHEN $1 IS NULL THEN last_admit_at ELSE now() END,
+                                active_bound = $3",
     )
     .bind(through)
     .bind(rate)
+    .bind(active_bound_after)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -454,11 +489,25 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
         ran: true,
         expired_active,
         abandoned_waiting: dropped.len() as u64,
-        active_after: active.map(|active| active + admitted.len() as i64),
-        waiting_after: waiting_before - admitted.len() as i64,
+        active_after: match active {
+            ActiveTokens::Counted(counted) => Some(counted.min(config.max_active) + admitted_count),
+            ActiveTokens::NotNeeded | ActiveTokens::AtMost(_) => None,
+        },
+        waiting_after: waiting_before - admitted_count,
         admitted: admitted.into_iter().map(|(id, _)| id).collect(),
         admit_rate: rate,
     })
+}
+
+/// What a round knows of the ACTIVE tokens.
+#[derive(Debug, Clone, Copy)]
+enum ActiveTokens {
+    /// Nobody could be admitted (nobody waits, or the rate limit is reached): not needed.
+    NotNeeded,
+    /// At most this many, from `queue_state.active_bound`, which left room for everyone wanted.
+    AtMost(i64),
+    /// Counted, up to `max_active + 1`.
+    Counted(i64),
 }
 
 /// How many tokens are ACTIVE, counted up to `at_most` (a count reads one index entry per

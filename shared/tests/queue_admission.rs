@@ -1,5 +1,6 @@
-//! Several admitters at once (as with several worker instances): nobody is admitted twice and
-//! nobody is skipped.
+//! The admitter's rounds: several admitters at once (as with several worker instances) admit
+//! nobody twice and skip nobody; rounds count ACTIVE tokens only when they must; and the
+//! Fenwick prefix sum behind places in line.
 
 use std::collections::HashSet;
 
@@ -136,4 +137,128 @@ async fn rounds_count_active_tokens_only_when_someone_waits(pool: PgPool) {
     assert!(full.admitted.is_empty());
     assert_eq!((full.active_after, full.waiting_after), (Some(2), 1));
     assert_eq!(queue::count_active(&pool, i64::MAX).await.unwrap(), 4);
+
+    // A capped count leaves the admitter's bound unknown, not at the cap: with the limit back
+    // at four, nobody more is admitted.
+    let restored = queue::admit_round(&pool, &config).await.unwrap();
+    assert!(restored.admitted.is_empty());
+    assert_eq!(queue::count_active(&pool, i64::MAX).await.unwrap(), 4);
+}
+
+async fn issue(pool: &PgPool, config: &QueueConfig, n: usize) -> Vec<Uuid> {
+    let mut users = Vec::with_capacity(n);
+    for _ in 0..n {
+        let user = Uuid::new_v4();
+        queue::issue_token(pool, user, config).await.unwrap();
+        users.push(user);
+    }
+    users
+}
+
+/// A round trusts the admitter's upper bound on ACTIVE tokens while it leaves room for all it
+/// admits, and counts when it does not, so tokens that left ACTIVE elsewhere (paid) free their
+/// places, and `max_active` is never passed.
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn rounds_count_active_tokens_only_when_the_bound_leaves_no_room(pool: PgPool) {
+    let config = QueueConfig {
+        max_active: 10,
+        admit_per_sec: 1_000,
+        ..QueueConfig::default()
+    };
+    let active_now = || async { queue::count_active(&pool, i64::MAX).await.unwrap() };
+
+    let first_users = issue(&pool, &config, 4).await;
+    let first = queue::admit_round(&pool, &config).await.unwrap();
+    assert_eq!(first.admitted.len(), 4);
+    assert_eq!(first.active_after, Some(4), "no bound yet: counted");
+
+    for (arrivals, active) in [(3, 7), (3, 10)] {
+        issue(&pool, &config, arrivals).await;
+        let round = queue::admit_round(&pool, &config).await.unwrap();
+        assert_eq!(round.admitted.len(), arrivals);
+        assert_eq!(round.active_after, None, "the bound left room: not counted");
+        assert_eq!(active_now().await, active);
+    }
+
+    issue(&pool, &config, 1).await;
+    let full = queue::admit_round(&pool, &config).await.unwrap();
+    assert!(full.admitted.is_empty(), "never past max_active");
+    assert_eq!((full.active_after, full.waiting_after), (Some(10), 1));
+    assert_eq!(active_now().await, 10);
+
+    // Three pay, which ends their tokens outside the admitter: the bound (10) is now high.
+    let mut conn = pool.acquire().await.unwrap();
+    for user in &first_users[..3] {
+        assert_eq!(
+            queue::complete_active_token(&mut conn, *user)
+                .await
+                .unwrap(),
+            1
+        );
+    }
+    drop(conn);
+    assert_eq!(active_now().await, 7);
+
+    // Six wait; the bound leaves no room, so the round counts (7) and admits three.
+    issue(&pool, &config, 5).await;
+    let after_payments = queue::admit_round(&pool, &config).await.unwrap();
+    assert_eq!(
+        after_payments.admitted.len(),
+        3,
+        "the paid tokens' places are used"
+    );
+    assert_eq!(
+        (after_payments.active_after, after_payments.waiting_after),
+        (Some(10), 3)
+    );
+    assert_eq!(active_now().await, 10);
+
+    // Three expire: the admitter subtracts them from its bound and admits the last three
+    // waiters without counting.
+    sqlx::query(
+        "UPDATE queue_tokens SET expires_at = now() - interval '1 second'
+         WHERE id IN (SELECT id FROM queue_tokens WHERE status = 'ACTIVE' ORDER BY seq LIMIT 3)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let after_expiry = queue::admit_round(&pool, &config).await.unwrap();
+    assert_eq!(after_expiry.expired_active, 3);
+    assert_eq!(after_expiry.admitted.len(), 3);
+    assert_eq!(
+        (after_expiry.active_after, after_expiry.waiting_after),
+        (None, 0)
+    );
+    assert_eq!(active_now().await, 10);
+}
+
+/// The prefix sum over the tree of dropped waiters equals a plain count, at small and large
+/// places in line.
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn the_dropped_prefix_sum_equals_a_plain_count(pool: PgPool) {
+    // A fixed spread of seqs, small and near the top of the tree (2^40), with repeats.
+    let mut dropped: Vec<i64> = (1..=300).map(|i| (i * i * 7919) % 5_000 + 1).collect();
+    dropped.extend([1 << 39, (1 << 39) + 1, (1 << 40) - 1, 1 << 40]);
+    let mut conn = pool.acquire().await.unwrap();
+    for chunk in dropped.chunks(37) {
+        queue::record_dropped(&mut conn, chunk).await.unwrap();
+    }
+    let mut probes: Vec<i64> = vec![-1, 0, 1, 2, 3, 4_095, 4_096, 4_097, 5_000, 5_001];
+    probes.extend((1..=200).map(|i| i * 25));
+    probes.extend([
+        (1 << 39) - 1,
+        1 << 39,
+        (1 << 39) + 1,
+        (1 << 40) - 1,
+        1 << 40,
+    ]);
+    for upto in probes {
+        let (sum,): (i64,) = sqlx::query_as("SELECT queue_dropped_prefix($1)")
+            .bind(upto)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let expected = dropped.iter().filter(|&&seq| seq <= upto).count() as i64;
+        assert_eq!(sum, expected, "prefix up to {upto}");
+    }
 }

@@ -11,7 +11,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 /// How often the ACTIVE gauge is refreshed when no round has counted: rounds count ACTIVE
-/// tokens only while someone waits, and a count reads one index entry per token.
+/// tokens only when their upper bound leaves too little room for those waiting, and a count
+/// reads one index entry per token.
 const ACTIVE_GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub async fn run(
