@@ -297,6 +297,72 @@ async fn forged_tampered_and_missing_tokens_are_refused(pool: PgPool) {
         .assert_problem(StatusCode::UNAUTHORIZED);
 }
 
+/// Polls are recorded at most every tenth of the idle TTL (12 s by default), so most polls of
+/// a waiting token write nothing, and still answer its current place.
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn a_poll_soon_after_a_recorded_one_writes_nothing(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let (first, _) = app.new_user().await;
+    let (user, token) = app.new_user().await;
+    let seen_at = |user: Uuid| {
+        let pool = pool.clone();
+        async move {
+            let (seen,): (chrono::DateTime<chrono::Utc>,) =
+                sqlx::query_as("SELECT last_seen_at FROM queue_tokens WHERE user_id = $1")
+                    .bind(user)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            seen
+        }
+    };
+    sqlx::query(
+        "UPDATE queue_tokens SET last_seen_at = now() - interval '5 seconds' WHERE user_id = $1",
+    )
+    .bind(user)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let before = seen_at(user).await;
+    let reply = app
+        .call(Method::GET, "/client/token", Some(&token), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        (
+            reply.body["status"].as_str(),
+            reply.body["position"].as_i64()
+        ),
+        (Some("WAITING"), Some(2))
+    );
+    assert_eq!(seen_at(user).await, before, "5 s < 12 s: not recorded");
+
+    // The place is current all the same: the first waiter leaves, and this one moves up.
+    sqlx::query(
+        "UPDATE queue_tokens SET last_seen_at = now() - interval '1 hour' WHERE user_id = $1",
+    )
+    .bind(first)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let no_room = QueueConfig {
+        max_active: 0,
+        ..QueueConfig::default()
+    };
+    assert_eq!(
+        queue::admit_round(&pool, &no_room)
+            .await
+            .unwrap()
+            .abandoned_waiting,
+        1
+    );
+    let reply = app
+        .call(Method::GET, "/client/token", Some(&token), None)
+        .await;
+    assert_eq!(reply.body["position"], 1);
+    assert_eq!(seen_at(user).await, before);
+}
+
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
 async fn a_waiting_token_is_kept_alive_by_polling(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;

@@ -85,17 +85,25 @@ pub fn to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
-const TOKEN_VIEW_SQL: &str = r#"
-    SELECT t.id, t.user_id, t.seq, t.status, t.issued_at, t.last_seen_at, t.activated_at,
+/// The columns of a [`TokenView`], over `queue_tokens t` and `queue_state s`.
+macro_rules! token_view_columns {
+    () => {
+        r#"t.id, t.user_id, t.seq, t.status, t.issued_at, t.last_seen_at, t.activated_at,
            t.expires_at,
            CASE WHEN t.status = 'WAITING'
                 THEN (t.seq - s.admitted_through)
                      - (queue_dropped_prefix(t.seq - 1) - queue_dropped_prefix(s.admitted_through))
                 ELSE 0 END AS position,
            s.admit_rate,
-           now() AS now
-    FROM queue_tokens t CROSS JOIN queue_state s
-"#;
+           now() AS now"#
+    };
+}
+
+const TOKEN_VIEW_SQL: &str = concat!(
+    "SELECT ",
+    token_view_columns!(),
+    " FROM queue_tokens t CROSS JOIN queue_state s"
+);
 
 /// Reads a token by id with its position, in one statement (one snapshot).
 pub async fn token_view(
@@ -116,27 +124,43 @@ pub async fn token_views(pool: &PgPool, token_ids: &[Uuid]) -> sqlx::Result<Vec<
         .await
 }
 
-/// Reads a token and, when it is WAITING and still live, records the poll so the waiter keeps
-/// its place.
+/// How old a waiter's recorded poll may get before a poll records it again: a tenth of
+/// `wait_idle_ttl`. Most polls then write nothing, and a waiter who polls at least every nine
+/// tenths of `wait_idle_ttl` keeps its place.
+pub fn poll_record_interval(config: &QueueConfig) -> std::time::Duration {
+    config.wait_idle_ttl / 10
+}
+
+/// A poll of `view`, the token as just read: a WAITING, live token whose last recorded poll
+/// is older than [`poll_record_interval`] has this one recorded, so the waiter keeps its place.
+/// Returns the token as it is after the poll.
 pub async fn poll_token(
     pool: &PgPool,
-    token_id: Uuid,
+    view: TokenView,
     config: &QueueConfig,
 ) -> sqlx::Result<Option<TokenView>> {
-    let mut conn = pool.acquire().await?;
-    let Some(view) = token_view(&mut conn, token_id).await? else {
-        return Ok(None);
-    };
-    if view.status() == Some(TokenStatus::Waiting) && view.is_live(config) {
-        sqlx::query(
-            "UPDATE queue_tokens SET last_seen_at = now() WHERE id = $1 AND status = 'WAITING'",
-        )
-        .bind(token_id)
-        .execute(&mut *conn)
-        .await?;
-        return token_view(&mut conn, token_id).await;
+    let unrecorded = (view.now - view.last_seen_at).to_std().unwrap_or_default();
+    if view.status() != Some(TokenStatus::Waiting)
+        || !view.is_live(config)
+        || unrecorded < poll_record_interval(config)
+    {
+        return Ok(Some(view));
     }
-    Ok(Some(view))
+    let mut conn = pool.acquire().await?;
+    let recorded = sqlx::query_as::<_, TokenView>(concat!(
+        "UPDATE queue_tokens t SET last_seen_at = now() FROM queue_state s
+         WHERE t.id = $1 AND t.status = 'WAITING'
+         RETURNING ",
+        token_view_columns!()
+    ))
+    .bind(view.id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match recorded {
+        Some(recorded) => Ok(Some(recorded)),
+        // Admitted or dropped since it was read.
+        None => token_view(&mut conn, view.id).await,
+    }
 }
 
 /// The end of the line as a batch of new tokens finds it.

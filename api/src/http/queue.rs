@@ -86,12 +86,8 @@ pub async fn status(
     State(state): State<AppState>,
     QueueToken(view): QueueToken,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let view = if view.status() == Some(TokenStatus::Waiting) {
-        queue::poll_token(&state.db, view.id, &state.config.queue)
-            .await?
-            .ok_or(ApiError::Unauthorized("invalid token"))?
-    } else {
-        view
-    };
+    let view = queue::poll_token(&state.db, view, &state.config.queue)
+        .await?
+        .ok_or(ApiError::Unauthorized("invalid token"))?;
     Ok(Json(token_response(&state, &view)))
 }
