@@ -47,7 +47,9 @@ pub struct BenchArgs {
     /// Seconds each closed-loop scenario runs.
     #[arg(long, default_value_t = 10)]
     pub closed_loop_secs: u64,
-    /// Scenarios to run.
+    /// Scenarios to run. `queue-waiting` (polls by users waiting in line) needs a stack that
+    /// admits nobody, and is not in the default list; deploy/local/bench.sh runs it last, with
+    /// the workers stopped.
     #[arg(
         long,
         value_delimiter = ',',

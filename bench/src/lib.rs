@@ -42,22 +42,40 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         "creating bench dates through the admin API"
     );
     let dates = setup::create_dates(&api, &args.label, args.dates, concurrency).await?;
-    tracing::info!(users = args.users, "issuing tokens");
-    let (users, issued) = setup::users(&api, args.users, concurrency).await?;
-    setup::wait_active(&api, &users, concurrency, Duration::from_secs(300)).await?;
-    setup::charge(&api, &users, 10_000, concurrency).await?;
+    let closed_loop = Duration::from_secs(args.closed_loop_secs);
+    // Users with admitted tokens and points, for the scenarios that need them.
+    let (users, issued) = if ["queue", "rush", "pay", "baseline-sync"]
+        .iter()
+        .any(|s| wants(s))
+    {
+        tracing::info!(users = args.users, "issuing tokens");
+        let (users, issued) = setup::users(&api, args.users, concurrency).await?;
+        setup::wait_active(&api, &users, concurrency, Duration::from_secs(300)).await?;
+        setup::charge(&api, &users, 10_000, concurrency).await?;
+        (users, Some(issued))
+    } else {
+        (Vec::new(), None)
+    };
 
-    let queue = if wants("queue") {
-        Some(
-            scenarios::queue::polls(
-                &api,
-                &users,
-                concurrency,
-                Duration::from_secs(args.closed_loop_secs),
-                issued,
-            )
-            .await,
-        )
+    let queue = match issued {
+        Some(issued) if wants("queue") => Some(
+            scenarios::queue::polls(&api, &users, concurrency, closed_loop, issued, "ACTIVE").await,
+        ),
+        _ => None,
+    };
+    // Run where nobody is admitted (deploy/local/bench.sh stops the workers first), so every
+    // token stays WAITING; a poll that finds another status counts as an error.
+    let queue_waiting = if wants("queue-waiting") {
+        tracing::info!(users = args.users, "issuing tokens to waiters");
+        let (waiters, issued) = setup::users(&api, args.users, concurrency).await?;
+        let result =
+            scenarios::queue::polls(&api, &waiters, concurrency, closed_loop, issued, "WAITING")
+                .await;
+        anyhow::ensure!(
+            result.poll.count > 0,
+            "no poll found its token WAITING: is an admitter running?"
+        );
+        Some(result)
     } else {
         None
     };
@@ -127,7 +145,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
                 &user_ids,
                 picker,
                 concurrency,
-                Duration::from_secs(args.closed_loop_secs),
+                closed_loop,
                 1,
             )
             .await?,
@@ -148,6 +166,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         rush_seats: dates.len() * 50,
         users: users.len(),
         queue,
+        queue_waiting,
         sustainable_rate: sustainable.map(|s| s.offered_per_sec),
         sustainable_decisions_per_sec: sustainable.map(|s| s.decisions_per_sec),
         ratio_to_baseline: match (sustainable, &baseline) {

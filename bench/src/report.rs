@@ -58,7 +58,10 @@ pub struct Report {
     pub seats_in_database: i64,
     pub rush_seats: usize,
     pub users: usize,
+    /// Polls by admitted users (`queue`).
     pub queue: Option<QueueResult>,
+    /// Polls by users waiting in line (`queue-waiting`).
+    pub queue_waiting: Option<QueueResult>,
     pub rush: Vec<Step>,
     /// The highest offered rate whose every request was decided with p99 within the limit.
     pub sustainable_rate: Option<u64>,
@@ -82,14 +85,20 @@ impl Report {
             self.seats_in_database,
             self.rush_seats
         );
-        if let Some(q) = &self.queue {
-            println!(
-                "queue: token issues {:.0}/s (p99 {:.1} ms), status polls {:.0}/s (p99 {:.1} ms)",
-                q.token_issues.issues_per_sec,
-                q.token_issues.latency.p99_ms,
-                q.polls_per_sec,
-                q.poll.p99_ms
-            );
+        for (name, queue) in [
+            ("queue", &self.queue),
+            ("queue-waiting", &self.queue_waiting),
+        ] {
+            if let Some(q) = queue {
+                println!(
+                    "{name}: token issues {:.0}/s (p99 {:.1} ms), status polls {:.0}/s (p99 {:.1} ms, {} errors)",
+                    q.token_issues.issues_per_sec,
+                    q.token_issues.latency.p99_ms,
+                    q.polls_per_sec,
+                    q.poll.p99_ms,
+                    q.poll_errors
+                );
+            }
         }
         if !self.rush.is_empty() {
             println!(

@@ -84,3 +84,17 @@ else
   echo "[bench] run 2: the rush with 1,000,000 seats in the database" >&2
   "$bin/seatline-bench" "${common[@]}" --label 1M-seats --dates 19600 --scenarios rush "$@"
 fi
+
+# Last, polls by users waiting in line: with the workers (and so the admitter) stopped, every
+# new token stays WAITING.
+echo "[bench] polls by waiting users (workers stopped, so nobody is admitted)" >&2
+kill -TERM "$workers_pid"
+wait "$workers_pid" || true
+if $smoke; then
+  "$bin/seatline-bench" --api "http://$HTTP_ADDR" --api-pid "$api_pid" --label smoke-waiting \
+    --users 200 --dates 1 --closed-loop-secs 2 --concurrency 16 --scenarios queue-waiting \
+    --out "${BENCH_OUT:-target/bench-smoke}" "$@"
+else
+  "$bin/seatline-bench" --api "http://$HTTP_ADDR" --api-pid "$api_pid" --label waiting \
+    --dates 1 --scenarios queue-waiting "$@"
+fi

@@ -1,5 +1,7 @@
-//! `queue`: token status polls per second, closed loop. (Token issues per second are measured
-//! while the bench users are created.)
+//! `queue`: token status polls per second, closed loop, by admitted users; and
+//! `queue-waiting`: the same by users waiting in line, the sale-day case, whose place in line
+//! is computed on every poll. (Token issues per second are measured while the users are
+//! created.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,12 +21,15 @@ pub struct QueueResult {
     pub poll: Summary,
 }
 
+/// Polls the users' tokens, `concurrency` at a time, for `duration`. A poll counts when it
+/// answers 200 with the token in `expected_status`; anything else is an error.
 pub async fn polls(
     api: &Api,
     users: &[User],
     concurrency: usize,
     duration: Duration,
     issued: Issued,
+    expected_status: &'static str,
 ) -> QueueResult {
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -46,7 +51,7 @@ pub async fn polls(
             while Instant::now() < end && !tokens.is_empty() {
                 let t0 = Instant::now();
                 match api.token_status(&tokens[i % tokens.len()]).await {
-                    Ok(a) if a.status == 200 => {
+                    Ok(a) if a.status == 200 && a.body["status"] == expected_status => {
                         done.fetch_add(1, Ordering::Relaxed);
                         latency.lock().expect("lock").record(t0.elapsed());
                     }
