@@ -6,8 +6,10 @@
 //!   token that ends within the bound may still pass on this instance for at most that long; a
 //!   payment ends it at once, because the event listener drops the payer's entry when it sees
 //!   `payment.succeeded`, before waking waiters.
-//! - **Seat prices** (no expiry): seats are created with their date and never change or
-//!   disappear. Only found seats are cached; a miss always asks the database.
+//! - **Seats of a date** (no expiry): which seat numbers a concert date has, as a bit set.
+//!   Seats are created with their date, in one transaction, and never change or disappear, so
+//!   one read per date serves every seat of it. Only existing dates are cached; an unknown
+//!   date always asks the database.
 
 use std::time::Duration;
 
@@ -21,7 +23,33 @@ const CAPACITY: u64 = 200_000;
 #[derive(Clone)]
 pub struct HotCache {
     active_tokens: Option<Cache<Uuid, TokenView>>,
-    seat_prices: Cache<(i64, i32), i64>,
+    date_seats: Cache<i64, SeatSet>,
+}
+
+/// The seat numbers of one concert date (1..=50), as bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeatSet(u64);
+
+impl SeatSet {
+    pub fn contains(self, seat_no: i32) -> bool {
+        (0..64).contains(&seat_no) && self.0 & (1 << seat_no) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl FromIterator<i32> for SeatSet {
+    /// Numbers outside 0..64 cannot be seats (the schema allows 1..=50) and are left out.
+    fn from_iter<T: IntoIterator<Item = i32>>(seat_numbers: T) -> Self {
+        Self(
+            seat_numbers
+                .into_iter()
+                .filter(|n| (0..64).contains(n))
+                .fold(0, |bits, n| bits | 1 << n),
+        )
+    }
 }
 
 impl HotCache {
@@ -34,7 +62,7 @@ impl HotCache {
                     .time_to_live(token_ttl)
                     .build()
             }),
-            seat_prices: Cache::builder().max_capacity(CAPACITY).build(),
+            date_seats: Cache::builder().max_capacity(CAPACITY).build(),
         }
     }
 
@@ -63,11 +91,34 @@ impl HotCache {
         }
     }
 
-    pub fn seat_price(&self, concert_date_id: i64, seat_no: i32) -> Option<i64> {
-        self.seat_prices.get(&(concert_date_id, seat_no))
+    /// The seats of a cached concert date.
+    pub fn date_seats(&self, concert_date_id: i64) -> Option<SeatSet> {
+        self.date_seats.get(&concert_date_id)
     }
 
-    pub fn remember_seat_price(&self, concert_date_id: i64, seat_no: i32, price: i64) {
-        self.seat_prices.insert((concert_date_id, seat_no), price);
+    /// Caches an existing date's seats (empty sets are not cached: the date may yet be created).
+    pub fn remember_date_seats(&self, concert_date_id: i64, seats: SeatSet) {
+        if !seats.is_empty() {
+            self.date_seats.insert(concert_date_id, seats);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeatSet;
+
+    #[test]
+    fn a_seat_set_holds_exactly_the_numbers_it_was_built_from() {
+        let seats: SeatSet = [1, 2, 50].into_iter().collect();
+        assert!(seats.contains(1) && seats.contains(2) && seats.contains(50));
+        assert!(!seats.contains(3) && !seats.contains(49) && !seats.contains(51));
+        assert!(!seats.contains(0) && !seats.contains(-1) && !seats.contains(64));
+        let full: SeatSet = (1..=50).collect();
+        assert!((1..=50).all(|n| full.contains(n)));
+        assert!(SeatSet::default().is_empty());
+        assert!(!full.is_empty());
+        let out_of_range: SeatSet = [-3, 64, 1_000].into_iter().collect();
+        assert!(out_of_range.is_empty());
     }
 }

@@ -246,17 +246,12 @@ pub async fn seats_of_date(
     Ok(Some(seats))
 }
 
-/// The price of a seat, or `None` when the date or seat does not exist.
-pub async fn seat_price(
-    pool: &PgPool,
-    concert_date_id: i64,
-    seat_no: i32,
-) -> sqlx::Result<Option<i64>> {
-    let row: Option<(i64,)> =
-        sqlx::query_as("SELECT price FROM seats WHERE concert_date_id = $1 AND seat_no = $2")
-            .bind(concert_date_id)
-            .bind(seat_no)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(p,)| p))
+/// The seat numbers of a concert date, empty when the date does not exist. A date's seats are
+/// created with it, in one transaction, and never change, so a non-empty answer is final.
+pub async fn seat_numbers(pool: &PgPool, concert_date_id: i64) -> sqlx::Result<Vec<i32>> {
+    let rows: Vec<(i32,)> = sqlx::query_as("SELECT seat_no FROM seats WHERE concert_date_id = $1")
+        .bind(concert_date_id)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|(seat_no,)| seat_no).collect())
 }

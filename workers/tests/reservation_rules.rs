@@ -155,6 +155,12 @@ async fn bad_submissions_are_refused_and_write_nothing(pool: PgPool) {
     post(&token, json!({"concertDateId": 999_999, "seatNo": 1}))
         .await
         .assert_problem(StatusCode::NOT_FOUND);
+    // Again, now that the date's seats are cached.
+    for seat_no in [51, 0, -1] {
+        post(&token, json!({"concertDateId": date, "seatNo": seat_no}))
+            .await
+            .assert_problem(StatusCode::NOT_FOUND);
+    }
     let reply = post(&waiting, json!({"concertDateId": date, "seatNo": 1})).await;
     reply.assert_problem(StatusCode::FORBIDDEN);
     assert!(reply.body["position"].is_i64());

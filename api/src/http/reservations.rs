@@ -18,6 +18,7 @@ use super::auth::{ActiveToken, TokenOwner};
 use super::error::{ApiError, Problem};
 use super::extract::{Json, Path, Query};
 use super::points::idempotency_key;
+use crate::hot_cache::SeatSet;
 use crate::state::AppState;
 use crate::submit::{self, NewRequest, Outgoing};
 
@@ -118,11 +119,21 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let (date, seat) = (request.concert_date_id, request.seat_no);
-    if state.cache.seat_price(date, seat).is_none() {
-        let price = catalog::seat_price(&state.db, date, seat)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("concert date {date} has no seat {seat}")))?;
-        state.cache.remember_seat_price(date, seat, price);
+    let seats = match state.cache.date_seats(date) {
+        Some(seats) => seats,
+        None => {
+            let seats: SeatSet = catalog::seat_numbers(&state.db, date)
+                .await?
+                .into_iter()
+                .collect();
+            state.cache.remember_date_seats(date, seats);
+            seats
+        }
+    };
+    if !seats.contains(seat) {
+        return Err(ApiError::NotFound(format!(
+            "concert date {date} has no seat {seat}"
+        )));
     }
     let recorded = submit::record(
         &state,
