@@ -42,6 +42,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         "creating bench dates through the admin API"
     );
     let dates = setup::create_dates(&api, &args.label, args.dates, concurrency).await?;
+    setup::settle_catalog(&pool).await?;
     let closed_loop = Duration::from_secs(args.closed_loop_secs);
     // Users with admitted tokens and points, for the scenarios that need them.
     let (users, issued) = if ["queue", "rush", "pay", "baseline-sync"]
