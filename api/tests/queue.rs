@@ -33,6 +33,30 @@ async fn age_admission_rounds(pool: &PgPool, secs: f64) {
     .unwrap();
 }
 
+/// Pretends the user's last recorded poll was `secs` ago.
+async fn last_polled_ago(pool: &PgPool, user: Uuid, secs: f64) {
+    sqlx::query(
+        "UPDATE queue_tokens SET last_seen_at = now() - make_interval(secs => $2)
+         WHERE user_id = $1",
+    )
+    .bind(user)
+    .bind(secs)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// When the user's last poll was recorded.
+async fn last_seen_at(pool: &PgPool, user: Uuid) -> chrono::DateTime<chrono::Utc> {
+    let (seen,): (chrono::DateTime<chrono::Utc>,) =
+        sqlx::query_as("SELECT last_seen_at FROM queue_tokens WHERE user_id = $1")
+            .bind(user)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    seen
+}
+
 async fn seqs_of(pool: &PgPool, ids: &[Uuid]) -> Vec<i64> {
     let mut seqs: Vec<(i64,)> = sqlx::query_as("SELECT seq FROM queue_tokens WHERE id = ANY($1)")
         .bind(ids)
@@ -176,13 +200,7 @@ async fn abandonment_and_expiry_free_places_and_positions_behind_stay_right(pool
     }
     // Users 3 and 5 (positions) stop polling.
     for index in [2usize, 4] {
-        sqlx::query(
-            "UPDATE queue_tokens SET last_seen_at = now() - interval '1 hour' WHERE user_id = $1",
-        )
-        .bind(users[index].0)
-        .execute(&pool)
-        .await
-        .unwrap();
+        last_polled_ago(&pool, users[index].0, 3600.0).await;
     }
     let no_room = QueueConfig {
         max_active: 0,
@@ -304,26 +322,8 @@ async fn a_poll_soon_after_a_recorded_one_writes_nothing(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
     let (first, _) = app.new_user().await;
     let (user, token) = app.new_user().await;
-    let seen_at = |user: Uuid| {
-        let pool = pool.clone();
-        async move {
-            let (seen,): (chrono::DateTime<chrono::Utc>,) =
-                sqlx::query_as("SELECT last_seen_at FROM queue_tokens WHERE user_id = $1")
-                    .bind(user)
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-            seen
-        }
-    };
-    sqlx::query(
-        "UPDATE queue_tokens SET last_seen_at = now() - interval '5 seconds' WHERE user_id = $1",
-    )
-    .bind(user)
-    .execute(&pool)
-    .await
-    .unwrap();
-    let before = seen_at(user).await;
+    last_polled_ago(&pool, user, 5.0).await;
+    let before = last_seen_at(&pool, user).await;
     let reply = app
         .call(Method::GET, "/client/token", Some(&token), None)
         .await;
@@ -335,16 +335,14 @@ async fn a_poll_soon_after_a_recorded_one_writes_nothing(pool: PgPool) {
         ),
         (Some("WAITING"), Some(2))
     );
-    assert_eq!(seen_at(user).await, before, "5 s < 12 s: not recorded");
+    assert_eq!(
+        last_seen_at(&pool, user).await,
+        before,
+        "5 s < 12 s: not recorded"
+    );
 
     // The place is current all the same: the first waiter leaves, and this one moves up.
-    sqlx::query(
-        "UPDATE queue_tokens SET last_seen_at = now() - interval '1 hour' WHERE user_id = $1",
-    )
-    .bind(first)
-    .execute(&pool)
-    .await
-    .unwrap();
+    last_polled_ago(&pool, first, 3600.0).await;
     let no_room = QueueConfig {
         max_active: 0,
         ..QueueConfig::default()
@@ -360,20 +358,14 @@ async fn a_poll_soon_after_a_recorded_one_writes_nothing(pool: PgPool) {
         .call(Method::GET, "/client/token", Some(&token), None)
         .await;
     assert_eq!(reply.body["position"], 1);
-    assert_eq!(seen_at(user).await, before);
+    assert_eq!(last_seen_at(&pool, user).await, before);
 }
 
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
 async fn a_waiting_token_is_kept_alive_by_polling(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
     let (user, token) = app.new_user().await;
-    sqlx::query(
-        "UPDATE queue_tokens SET last_seen_at = now() - interval '100 seconds' WHERE user_id = $1",
-    )
-    .bind(user)
-    .execute(&pool)
-    .await
-    .unwrap();
+    last_polled_ago(&pool, user, 100.0).await;
     let reply = app
         .call(Method::GET, "/client/token", Some(&token), None)
         .await;

@@ -9,6 +9,17 @@ use seatline_shared::queue;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+/// Issues tokens to `n` new users, one after another, and returns the users.
+async fn issue(pool: &PgPool, config: &QueueConfig, n: usize) -> Vec<Uuid> {
+    let mut users = Vec::with_capacity(n);
+    for _ in 0..n {
+        let user = Uuid::new_v4();
+        queue::issue_token(pool, user, config).await.unwrap();
+        users.push(user);
+    }
+    users
+}
+
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
 async fn concurrent_admitters_admit_each_waiter_once_in_order(pool: PgPool) {
     let config = QueueConfig {
@@ -21,11 +32,7 @@ async fn concurrent_admitters_admit_each_waiter_once_in_order(pool: PgPool) {
     {
         let (pool, config) = (pool.clone(), config.clone());
         tasks.spawn(async move {
-            for _ in 0..300 {
-                queue::issue_token(&pool, Uuid::new_v4(), &config)
-                    .await
-                    .unwrap();
-            }
+            issue(&pool, &config, 300).await;
             Vec::new()
         });
     }
@@ -105,11 +112,7 @@ async fn rounds_count_active_tokens_only_when_someone_waits(pool: PgPool) {
         admit_per_sec: 100,
         ..QueueConfig::default()
     };
-    for _ in 0..3 {
-        queue::issue_token(&pool, Uuid::new_v4(), &config)
-            .await
-            .unwrap();
-    }
+    issue(&pool, &config, 3).await;
     let first = queue::admit_round(&pool, &config).await.unwrap();
     assert_eq!(first.admitted.len(), 3);
     assert_eq!((first.active_after, first.waiting_after), (Some(3), 0));
@@ -119,11 +122,7 @@ async fn rounds_count_active_tokens_only_when_someone_waits(pool: PgPool) {
     assert_eq!((idle.active_after, idle.waiting_after), (None, 0));
     assert_eq!(queue::count_active(&pool, i64::MAX).await.unwrap(), 3);
 
-    for _ in 0..2 {
-        queue::issue_token(&pool, Uuid::new_v4(), &config)
-            .await
-            .unwrap();
-    }
+    issue(&pool, &config, 2).await;
     let second = queue::admit_round(&pool, &config).await.unwrap();
     assert_eq!(second.admitted.len(), 1, "one place left under max_active");
     assert_eq!((second.active_after, second.waiting_after), (Some(4), 1));
@@ -143,16 +142,6 @@ async fn rounds_count_active_tokens_only_when_someone_waits(pool: PgPool) {
     let restored = queue::admit_round(&pool, &config).await.unwrap();
     assert!(restored.admitted.is_empty());
     assert_eq!(queue::count_active(&pool, i64::MAX).await.unwrap(), 4);
-}
-
-async fn issue(pool: &PgPool, config: &QueueConfig, n: usize) -> Vec<Uuid> {
-    let mut users = Vec::with_capacity(n);
-    for _ in 0..n {
-        let user = Uuid::new_v4();
-        queue::issue_token(pool, user, config).await.unwrap();
-        users.push(user);
-    }
-    users
 }
 
 /// A round trusts the admitter's upper bound on ACTIVE tokens while it leaves room for all it
