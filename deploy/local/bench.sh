@@ -29,7 +29,14 @@ bin="target/$([[ "$profile" == dev ]] && echo debug || echo "$profile")"
 
 # A fresh database and fresh topics for every run, so runs never see each other's data.
 bench_db="${BENCH_DATABASE:-seatline_bench}"
-psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -qc "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null
+# FORCE ends the previous run's sessions, but a session of another role on that database (such
+# as an autovacuum worker still busy with the previous run's tables) makes the drop fail
+# ("must be a member of the role whose process is being terminated"); it is soon gone, so retry.
+for attempt in $(seq 30); do
+  psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -qc "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null && break
+  ((attempt < 30)) || { echo "[bench] cannot drop the previous bench database" >&2; exit 1; }
+  sleep 1
+done
 psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE \"$bench_db\"" >/dev/null
 export DATABASE_URL="${DATABASE_URL%/*}/$bench_db"
 export KAFKA_TOPIC_PREFIX="bench-$(date +%s)."
