@@ -1,11 +1,14 @@
 //! Caches that take database round trips off the request hot path, each with an explicit
 //! staleness bound.
 //!
-//! - **Admitted tokens** (`TOKEN_CACHE_TTL`, default 1 s): the state of an ACTIVE token, keyed
-//!   by user (one live token per user), read by every token check, status polls included. A
-//!   token that ends within the bound may still pass on this instance for at most that long; a
-//!   payment ends it at once, because the event listener drops the payer's entry when it sees
-//!   `payment.succeeded`, before waking waiters.
+//! - **Admitted tokens** (`TOKEN_CACHE_TTL`, default 30 s): the state of an ACTIVE token, keyed
+//!   by user (one live token per user), read by every token check, status polls included. An
+//!   ACTIVE token ends in one of two ways. It expires at its `expires_at`, which every use
+//!   checks against the clock, so expiry is never stale. Or a payment completes it; the event
+//!   listener drops the payer's entry when it sees `payment.succeeded`, before waking waiters.
+//!   So the bound matters only while that listener lags: a completed token may then pass on
+//!   this instance for at most `TOKEN_CACHE_TTL`. On sale day a user submits every few seconds
+//!   or less often, so a bound of a second missed nearly every check.
 //! - **Seats of a date** (no expiry): which seat numbers a concert date has, as a bit set.
 //!   Seats are created with their date, in one transaction, and never change or disappear, so
 //!   one read per date serves every seat of it. Only existing dates are cached; an unknown
