@@ -10,7 +10,8 @@
 //! - [`tokens`]: signing and verifying queue tokens.
 //! - [`hot_cache`]: admitted tokens and seat prices kept in memory, with bounded staleness.
 //! - [`http`]: routes, handlers, extractors and the error mapping.
-//! - [`submit`]: recording and publishing asynchronous requests.
+//! - [`submit`]: publishing asynchronous requests, recording those that carry their own key.
+//! - [`request_ids`]: ids of unrecorded submissions, which prove the API issued them.
 //! - [`request_recorder`], [`token_issuer`]: request records and places in line, written in
 //!   group commits ([`seatline_shared::group_commit`]).
 //! - [`event_listener`], [`waiters`]: completion events wake long polls.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod event_listener;
 pub mod hot_cache;
 pub mod http;
+pub mod request_ids;
 pub mod request_recorder;
 pub mod state;
 pub mod submit;

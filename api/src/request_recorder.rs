@@ -1,8 +1,9 @@
 //! Request records, written in group commits ([`seatline_shared::group_commit`]).
 //!
-//! Every accepted submission is recorded in `requests` before it is published, so its 202 is
-//! durable. Concurrent submissions share one multi-row insert, and each still learns whether
-//! its own row was written.
+//! A submission that names its own identity (an `Idempotency-Key`, or a client-chosen payment
+//! id) is recorded in `requests` before it is published, so that the key maps to one request
+//! id from any API instance (see [`crate::submit`]). Concurrent submissions share one
+//! multi-row insert, and each still learns whether its own row was written.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;

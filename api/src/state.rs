@@ -8,6 +8,7 @@ use sqlx::PgPool;
 
 use crate::config::ApiConfig;
 use crate::hot_cache::HotCache;
+use crate::request_ids::RequestIds;
 use crate::request_recorder::RequestRecorder;
 use crate::token_issuer::TokenIssuer;
 use crate::token_reader::TokenReader;
@@ -33,6 +34,8 @@ pub struct Services {
     pub producer: FutureProducer,
     pub config: Arc<ApiConfig>,
     pub tokens: TokenSigner,
+    /// Issues and verifies the ids of unrecorded submissions.
+    pub request_ids: RequestIds,
     /// Long-poll waiters, woken by the event listener.
     pub waiters: Waiters,
     /// Renders the process's metrics at `/metrics`.
@@ -51,6 +54,7 @@ impl AppState {
     /// Must be called on a Tokio runtime: it starts the request recorder's task.
     pub fn new(config: ApiConfig, db: PgPool, producer: FutureProducer) -> Self {
         let tokens = TokenSigner::new(config.token_secret.clone());
+        let request_ids = RequestIds::new(&config.token_secret);
         let cache = HotCache::new(config.token_cache_ttl);
         Self(Arc::new(Services {
             recorder: RequestRecorder::spawn(db.clone()),
@@ -60,6 +64,7 @@ impl AppState {
             producer,
             config: Arc::new(config),
             tokens,
+            request_ids,
             waiters: Waiters::default(),
             metrics: seatline_shared::metrics::install(),
             cache,

@@ -1,10 +1,15 @@
-//! Submitting asynchronous requests: record the request, publish it to its request topic keyed
-//! by seat, and answer only after the broker's acknowledgement.
+//! Submitting asynchronous requests: publish each to its request topic keyed by seat, and
+//! answer only after the broker's acknowledgement, which is what makes a 202 durable.
 //!
-//! The record (`requests`, written in group commits by [`crate::request_recorder`]) lets any API instance tell "pending" from "never issued", and maps an
-//! idempotency key (or a client-chosen payment id) to one request id. A retry of a recorded
-//! request publishes the same id again; the workers decide an id once, so that is harmless and
-//! guarantees the request is on the topic even if an earlier attempt's produce failed.
+//! Most submissions write nothing to the database: a reservation without an idempotency key
+//! gets a self-authenticating id ([`crate::request_ids`]), so any API instance can tell
+//! "pending" from "never issued" without a record, and the workers' inbox has the outcome
+//! once it is decided. A submission that names its own identity (an `Idempotency-Key`, or a
+//! client-chosen payment id) is recorded first (`requests`, in group commits by
+//! [`crate::request_recorder`]), which maps the key to one request id and refuses the same key
+//! for a different request. A retry of a recorded request publishes the same id again; the
+//! workers decide an id once, so that is harmless and guarantees the request is on the topic
+//! even if an earlier attempt's produce failed.
 
 use std::time::Duration;
 
@@ -91,6 +96,28 @@ pub async fn record(state: &AppState, new: &NewRequest) -> Result<Recorded, ApiE
     }
 }
 
+/// What the database holds of a request being published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recording {
+    /// Nothing: its id proves its issue ([`crate::request_ids`]).
+    Unrecorded,
+    /// Recorded by this submission.
+    New,
+    /// Recorded by an earlier submission that this one repeats; that one's produce may have
+    /// failed and left the record flagged.
+    Repeated,
+}
+
+impl From<&Recorded> for Recording {
+    fn from(recorded: &Recorded) -> Self {
+        if recorded.repeated {
+            Self::Repeated
+        } else {
+            Self::New
+        }
+    }
+}
+
 /// A message to publish.
 pub struct Outgoing<'a> {
     pub topic: Topic,
@@ -100,11 +127,11 @@ pub struct Outgoing<'a> {
     pub message_type: &'a str,
     pub body: Vec<u8>,
     pub traceparent: &'a str,
-    /// A repeated submission may clear an earlier failure flag.
-    pub repeated: bool,
+    /// A repeated submission may clear an earlier failure flag; a recorded one sets it.
+    pub recording: Recording,
 }
 
-/// Publishes and waits for the broker's ack, within `KAFKA_PRODUCE_TIMEOUT`. On failure the
+/// Publishes and waits for the broker's ack, within `KAFKA_PRODUCE_TIMEOUT`. On failure a
 /// record is flagged so a retry republishes it, and the client gets 503 with `Retry-After`.
 pub async fn publish(state: &AppState, out: Outgoing<'_>) -> Result<(), ApiError> {
     let topic = state.config.kafka.topic(out.topic);
@@ -137,7 +164,7 @@ pub async fn publish(state: &AppState, out: Outgoing<'_>) -> Result<(), ApiError
         metrics::counter!("kafka_produce_failures_total", "topic" => suffix).increment(1);
     }
     match failure {
-        None if !out.repeated => Ok(()),
+        None if out.recording != Recording::Repeated => Ok(()),
         None => {
             sqlx::query("UPDATE requests SET publish_failed_at = NULL WHERE id = $1 AND publish_failed_at IS NOT NULL")
                 .bind(out.request_id)
@@ -147,10 +174,12 @@ pub async fn publish(state: &AppState, out: Outgoing<'_>) -> Result<(), ApiError
         }
         Some(error) => {
             tracing::warn!(%error, request_id = %out.request_id, %topic, "publishing a request failed");
-            sqlx::query("UPDATE requests SET publish_failed_at = now() WHERE id = $1")
-                .bind(out.request_id)
-                .execute(&state.db)
-                .await?;
+            if out.recording != Recording::Unrecorded {
+                sqlx::query("UPDATE requests SET publish_failed_at = now() WHERE id = $1")
+                    .bind(out.request_id)
+                    .execute(&state.db)
+                    .await?;
+            }
             Err(ApiError::Unavailable {
                 detail: "the request could not be queued; retry shortly".into(),
                 retry_after_secs: 1,

@@ -126,6 +126,73 @@ async fn status_is_private_durable_and_bounded(pool: PgPool) {
     assert_eq!(reply.body, held.body);
 }
 
+/// A submission without an idempotency key writes nothing before the workers decide it, yet
+/// its status is PENDING on any API instance, for its submitter only; a keyed one is PENDING
+/// from its record. Once a worker runs, both are decided.
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn a_pending_request_is_known_without_a_record_and_only_to_its_user(pool: PgPool) {
+    let mut pipeline = Pipeline::without_workers(pool).await;
+    let date = pipeline.date(100).await;
+    let (_, alice) = pipeline.app.active_user().await;
+    let (_, bob) = pipeline.app.active_user().await;
+    let unkeyed = pipeline.reserve_ok(&alice, date, 1).await;
+    let keyed_request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/reservation")
+        .header("authorization", format!("Bearer {alice}"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "k-1")
+        .body(axum::body::Body::from(
+            json!({"concertDateId": date, "seatNo": 2}).to_string(),
+        ))
+        .unwrap();
+    let keyed = pipeline.app.send(keyed_request).await;
+    assert_eq!(keyed.status, StatusCode::ACCEPTED, "{}", keyed.body);
+    let keyed: Uuid = keyed.body["requestId"].as_str().unwrap().parse().unwrap();
+    let recorded: Vec<(Uuid,)> = sqlx::query_as("SELECT id FROM requests")
+        .fetch_all(&pipeline.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded,
+        vec![(keyed,)],
+        "only the keyed submission is recorded"
+    );
+
+    let mut forged = *unkeyed.as_bytes();
+    forged[15] ^= 1;
+    let forged = Uuid::from_bytes(forged);
+    let other = TestApp::with_kafka(pipeline.pool.clone(), pipeline.kafka.clone());
+    for app in [&pipeline.app, &other] {
+        for id in [unkeyed, keyed] {
+            let path = format!("/reservation/{id}");
+            let reply = app.call(Method::GET, &path, Some(&alice), None).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            assert_eq!(reply.body, json!({"requestId": id, "status": "PENDING"}));
+            app.call(Method::GET, &path, Some(&bob), None)
+                .await
+                .assert_problem(StatusCode::NOT_FOUND);
+        }
+        app.call(
+            Method::GET,
+            &format!("/reservation/{forged}"),
+            Some(&alice),
+            None,
+        )
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
+    }
+
+    pipeline.add_worker(|_| {});
+    for id in [unkeyed, keyed] {
+        assert_eq!(pipeline.status(&alice, id, 20).await.body["status"], "HELD");
+        pipeline
+            .status(&bob, id, 0)
+            .await
+            .assert_problem(StatusCode::NOT_FOUND);
+    }
+}
+
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
 async fn bad_submissions_are_refused_and_write_nothing(pool: PgPool) {
     let pipeline = Pipeline::start(pool).await;

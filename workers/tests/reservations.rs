@@ -58,15 +58,20 @@ async fn race(pipeline: &Pipeline) {
                 .call(Method::POST, "/reservation", Some(&token), Some(body))
                 .await;
             assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
-            reply.body["requestId"]
+            let id = reply.body["requestId"]
                 .as_str()
                 .unwrap()
                 .parse::<Uuid>()
-                .unwrap()
+                .unwrap();
+            (id, token)
         });
     }
-    while let Some(id) = tasks.join_next().await {
-        submitted.push(id.unwrap());
+    // Who submitted what, to read each outcome with its submitter's token.
+    let mut submitter: HashMap<Uuid, String> = HashMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (id, token) = joined.unwrap();
+        submitted.push(id);
+        submitter.insert(id, token);
     }
     pipeline.wait_processed(500).await;
 
@@ -85,18 +90,9 @@ async fn race(pipeline: &Pipeline) {
     );
 
     // Clients see the same through the API.
-    let by_user: HashMap<Uuid, String> = users.iter().cloned().collect();
-    let user_of: HashMap<Uuid, Uuid> =
-        sqlx::query_as::<_, (Uuid, Uuid)>("SELECT id, user_id FROM requests")
-            .fetch_all(&pipeline.pool)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
     let mut api_held = 0;
     for id in &submitted {
-        let token = &by_user[&user_of[id]];
-        let reply = pipeline.status(token, *id, 0).await;
+        let reply = pipeline.status(&submitter[id], *id, 0).await;
         assert_eq!(reply.status, StatusCode::OK);
         if reply.body["status"] == "HELD" {
             api_held += 1;

@@ -122,7 +122,7 @@ pub async fn submit(
             message_type: PAYMENT_REQUESTED,
             body: serde_json::to_vec(&message).expect("serialisable"),
             traceparent: &traceparent,
-            repeated: recorded.repeated,
+            recording: (&recorded).into(),
         },
     )
     .await?;

@@ -20,7 +20,7 @@ use super::extract::{Json, Path, Query};
 use super::points::idempotency_key;
 use crate::hot_cache::SeatSet;
 use crate::state::AppState;
-use crate::submit::{self, NewRequest, Outgoing};
+use crate::submit::{self, NewRequest, Outgoing, Recording};
 
 /// Longest long poll, in seconds.
 pub const MAX_WAIT_SECS: u64 = 30;
@@ -135,23 +135,36 @@ pub async fn submit(
             "concert date {date} has no seat {seat}"
         )));
     }
-    let recorded = submit::record(
-        &state,
-        &NewRequest {
-            id: Uuid::now_v7(),
-            kind: RequestKind::Reservation,
-            user_id: token.user_id,
-            idempotency_key: key,
-            payload: serde_json::to_value(&request).expect("serialisable"),
-        },
-    )
-    .await?;
+    let user_id = token.user_id;
+    // Without a key nothing needs recording: the id itself proves its issue. With one, the
+    // record maps the key to one id and refuses it for a different seat.
+    let (request_id, submitted_at, recording) = match key {
+        None => (
+            state.request_ids.issue(RequestKind::Reservation, user_id),
+            Utc::now(),
+            Recording::Unrecorded,
+        ),
+        Some(key) => {
+            let recorded = submit::record(
+                &state,
+                &NewRequest {
+                    id: Uuid::now_v7(),
+                    kind: RequestKind::Reservation,
+                    user_id,
+                    idempotency_key: Some(key),
+                    payload: serde_json::to_value(&request).expect("serialisable"),
+                },
+            )
+            .await?;
+            (recorded.id, recorded.submitted_at, (&recorded).into())
+        }
+    };
     let message = ReservationRequested {
-        request_id: recorded.id,
-        user_id: token.user_id,
+        request_id,
+        user_id,
         concert_date_id: request.concert_date_id,
         seat_no: request.seat_no,
-        submitted_at: recorded.submitted_at,
+        submitted_at,
     };
     let traceparent = traceparent(&headers);
     let seat = seat_key(request.concert_date_id, request.seat_no);
@@ -160,20 +173,20 @@ pub async fn submit(
         Outgoing {
             topic: Topic::ReservationRequests,
             key: &seat,
-            request_id: recorded.id,
+            request_id,
             message_type: RESERVATION_REQUESTED,
             body: serde_json::to_vec(&message).expect("serialisable"),
             traceparent: &traceparent,
-            repeated: recorded.repeated,
+            recording,
         },
     )
     .await?;
-    tracing::info!(request_id = %recorded.id, user_id = %token.user_id, seat = %seat, trace_id = seatline_shared::telemetry::trace_id(&traceparent), "reservation request queued");
-    let status_url = format!("/reservation/{}", recorded.id);
+    tracing::info!(%request_id, %user_id, seat = %seat, trace_id = seatline_shared::telemetry::trace_id(&traceparent), "reservation request queued");
+    let status_url = format!("/reservation/{request_id}");
     Ok(accepted_with(
         status_url.clone(),
         Accepted {
-            request_id: recorded.id,
+            request_id,
             status: "PENDING",
             status_url,
         },
@@ -183,7 +196,7 @@ pub async fn submit(
 #[derive(sqlx::FromRow)]
 struct StatusRow {
     user_id: Uuid,
-    outcome: Option<String>,
+    outcome: String,
     reason: Option<String>,
     reservation_id: Option<Uuid>,
     concert_date_id: Option<i64>,
@@ -193,34 +206,47 @@ struct StatusRow {
     reservation_status: Option<String>,
 }
 
+/// A decided request is in the workers' inbox. An undecided one is pending if its id proves
+/// that it was issued to this user, or if it was recorded for this user (a keyed
+/// submission); otherwise it is unknown. Another user's request is indistinguishable from one
+/// that does not exist.
 async fn load_status(
     state: &AppState,
     request_id: Uuid,
     user_id: Uuid,
 ) -> Result<ReservationStatus, ApiError> {
-    let row: Option<StatusRow> = sqlx::query_as(
-        "SELECT q.user_id, p.outcome, p.reason, p.reservation_id,
+    let not_found = || ApiError::NotFound(format!("reservation request {request_id} not found"));
+    let decided: Option<StatusRow> = sqlx::query_as(
+        "SELECT p.user_id, p.outcome, p.reason, p.reservation_id,
                 r.concert_date_id, r.seat_no, r.price, r.expires_at, r.status AS reservation_status
-         FROM requests q
-         LEFT JOIN processed_requests p ON p.request_id = q.id
+         FROM processed_requests p
          LEFT JOIN reservations r ON r.id = p.reservation_id
-         WHERE q.id = $1 AND q.kind = 'RESERVATION'",
+         WHERE p.request_id = $1 AND p.kind = 'RESERVATION'",
     )
     .bind(request_id)
     .fetch_optional(&state.db)
     .await?;
-    // Another user's request is indistinguishable from one that does not exist.
-    let row = row
-        .filter(|r| r.user_id == user_id)
-        .ok_or_else(|| ApiError::NotFound(format!("reservation request {request_id} not found")))?;
-    let status = match row.outcome.as_deref() {
-        None => "PENDING",
-        Some("HELD") => "HELD",
-        Some(_) => "REJECTED",
+    let Some(row) = decided else {
+        let pending = state
+            .request_ids
+            .issued(request_id, RequestKind::Reservation, user_id)
+            || recorded_for(state, request_id, user_id).await?;
+        return if pending {
+            Ok(ReservationStatus::pending(request_id))
+        } else {
+            Err(not_found())
+        };
     };
+    if row.user_id != user_id {
+        return Err(not_found());
+    }
     Ok(ReservationStatus {
         request_id,
-        status,
+        status: if row.outcome == "HELD" {
+            "HELD"
+        } else {
+            "REJECTED"
+        },
         reason: row.reason,
         reservation_id: row.reservation_id,
         concert_date_id: row.concert_date_id,
@@ -229,6 +255,35 @@ async fn load_status(
         expires_at: row.expires_at,
         reservation_status: row.reservation_status,
     })
+}
+
+/// Whether a keyed submission recorded this reservation request for this user.
+async fn recorded_for(state: &AppState, request_id: Uuid, user_id: Uuid) -> sqlx::Result<bool> {
+    let (found,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM requests
+                        WHERE id = $1 AND kind = 'RESERVATION' AND user_id = $2)",
+    )
+    .bind(request_id)
+    .bind(user_id)
+    .fetch_one(&state.db)
+    .await?;
+    Ok(found)
+}
+
+impl ReservationStatus {
+    fn pending(request_id: Uuid) -> Self {
+        Self {
+            request_id,
+            status: "PENDING",
+            reason: None,
+            reservation_id: None,
+            concert_date_id: None,
+            seat_no: None,
+            price: None,
+            expires_at: None,
+            reservation_status: None,
+        }
+    }
 }
 
 /// Loads a status, and if it is still pending, waits up to `wait` for the completion event
