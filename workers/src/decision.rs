@@ -17,6 +17,7 @@ use uuid::Uuid;
 use seatline_shared::domain::RequestKind;
 use seatline_shared::messages::{PaymentRequested, ReservationRequested};
 
+use crate::outbox::{self, NewEvent};
 use crate::requests::Incoming;
 
 /// A seat: (concert date id, seat number).
@@ -91,22 +92,6 @@ pub async fn lock_users(conn: &mut PgConnection, users: &[Uuid]) -> sqlx::Result
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// The users that exist, without locking them: for requests that cannot change what a user
-/// holds or owns.
-pub async fn existing_users(
-    conn: &mut PgConnection,
-    users: &[Uuid],
-) -> sqlx::Result<HashSet<Uuid>> {
-    if users.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let rows: Vec<(Uuid,)> = sqlx::query_as("SELECT id FROM users WHERE id = ANY($1)")
-        .bind(users)
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
-}
-
 /// Request ids of the batch that the inbox already holds.
 pub async fn already_processed(
     conn: &mut PgConnection,
@@ -163,30 +148,42 @@ impl InboxRow {
     }
 }
 
-/// Records decided requests. A plain insert: if another consumer decided one of them
-/// meanwhile, the primary key aborts this transaction and the batch is retried.
-pub async fn insert_inbox(conn: &mut PgConnection, rows: &[InboxRow]) -> sqlx::Result<()> {
-    if rows.is_empty() {
+/// Records decided requests and their events in one statement: the inbox rows (a plain
+/// insert: if another consumer decided one of them meanwhile, the primary key aborts this
+/// transaction and the batch is retried) and the outbox events, in order. One statement
+/// rather than two saves a round trip in every decision transaction.
+pub async fn record(
+    conn: &mut PgConnection,
+    rows: &[InboxRow],
+    events: &[NewEvent],
+) -> sqlx::Result<()> {
+    if rows.is_empty() && events.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "INSERT INTO processed_requests
-             (request_id, kind, user_id, outcome, reason, reservation_id, source_topic, source_partition,
-              source_offset, submitted_at)
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::uuid[],
-                              $7::text[], $8::int[], $9::bigint[], $10::timestamptz[])",
-    )
-    .bind(rows.iter().map(|r| r.request_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.outcome).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.reason).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.reservation_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.topic.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.partition).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.offset).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.submitted_at).collect::<Vec<_>>())
-    .execute(conn)
-    .await?;
+    // A data-modifying CTE runs to completion whether or not the main statement reads it.
+    let sql = format!(
+        "WITH inbox AS (
+             INSERT INTO processed_requests
+                 (request_id, kind, user_id, outcome, reason, reservation_id, source_topic,
+                  source_partition, source_offset, submitted_at)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[],
+                                  $6::uuid[], $7::text[], $8::int[], $9::bigint[],
+                                  $10::timestamptz[])
+         )
+         {}",
+        outbox::insert_sql(11)
+    );
+    let query = sqlx::query(&sql)
+        .bind(rows.iter().map(|r| r.request_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.outcome).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.reason).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.reservation_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.topic.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.partition).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.offset).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.submitted_at).collect::<Vec<_>>());
+    outbox::bind_events(query, events).execute(conn).await?;
     Ok(())
 }

@@ -6,10 +6,12 @@ pub mod prune;
 pub mod relay;
 
 use serde::Serialize;
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
-/// The channel the relay listens on; a committed decision wakes it at once.
+/// The channel the relay listens on; a committed decision wakes it at once. The trigger that
+/// notifies it is in the migration `outbox_notifies_the_relay`.
 pub const NOTIFY_CHANNEL: &str = "seatline_outbox";
 
 /// One event to write.
@@ -48,35 +50,58 @@ impl NewEvent {
     }
 }
 
-/// Inserts the events (in order) and notifies the relay, inside the caller's transaction.
+/// The insert of a batch of events, for a statement whose event arrays are bound from
+/// parameter `$first` on by [`bind_events`]. `WITH ORDINALITY` keeps the identity (seq) order
+/// equal to the order given. A statement trigger on `outbox` notifies the relay
+/// ([`NOTIFY_CHANNEL`]), so no writer needs a statement of its own for that.
+pub fn insert_sql(first: usize) -> String {
+    let p = |i: usize| first + i;
+    format!(
+        "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, traceparent)
+         SELECT id, aggregatetype, aggregateid, type, payload, traceparent
+         FROM unnest(${}::uuid[], ${}::text[], ${}::text[], ${}::text[], ${}::jsonb[], ${}::text[])
+              WITH ORDINALITY AS e(id, aggregatetype, aggregateid, type, payload, traceparent, n)
+         ORDER BY n",
+        p(0),
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5)
+    )
+}
+
+/// Binds the six arrays that [`insert_sql`] reads, in its order.
+pub fn bind_events<'q>(
+    query: sqlx::query::Query<'q, Postgres, PgArguments>,
+    events: &'q [NewEvent],
+) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+    query
+        .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.aggregate_type).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.aggregate_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(events.iter().map(|e| e.event_type).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.traceparent.as_deref())
+                .collect::<Vec<_>>(),
+        )
+}
+
+/// Inserts the events (in order) inside the caller's transaction; the relay is notified when
+/// it commits.
 pub async fn write(conn: &mut PgConnection, events: &[NewEvent]) -> sqlx::Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-    let aggregate_types: Vec<&str> = events.iter().map(|e| e.aggregate_type).collect();
-    let aggregate_ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
-    let payloads: Vec<serde_json::Value> = events.iter().map(|e| e.payload.clone()).collect();
-    let traceparents: Vec<Option<&str>> = events.iter().map(|e| e.traceparent.as_deref()).collect();
-    // WITH ORDINALITY keeps the identity (seq) order equal to the order given.
-    sqlx::query(
-        "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, traceparent)
-         SELECT id, aggregatetype, aggregateid, type, payload, traceparent
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[])
-              WITH ORDINALITY AS e(id, aggregatetype, aggregateid, type, payload, traceparent, n)
-         ORDER BY n",
-    )
-    .bind(&ids)
-    .bind(&aggregate_types)
-    .bind(&aggregate_ids)
-    .bind(&types)
-    .bind(&payloads)
-    .bind(&traceparents)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(NOTIFY_CHANNEL)
+    bind_events(sqlx::query(&insert_sql(1)), events)
         .execute(&mut *conn)
         .await?;
     Ok(())

@@ -27,9 +27,9 @@ use seatline_shared::messages::{
 use seatline_shared::{points, queue};
 
 use crate::decision::{
-    already_processed, db_now, insert_inbox, lock_seats, lock_users, InboxRow, SeatRef,
+    already_processed, db_now, lock_seats, lock_users, record, InboxRow, SeatRef,
 };
-use crate::outbox::{self, NewEvent};
+use crate::outbox::NewEvent;
 use crate::requests::Incoming;
 
 /// What happened to one payment request of a batch.
@@ -167,8 +167,7 @@ pub async fn decide(
         ));
         outcomes.push(outcome);
     }
-    insert_inbox(tx, &inbox).await?;
-    outbox::write(tx, &events).await?;
+    record(tx, &inbox, &events).await?;
     Ok(outcomes)
 }
 

@@ -1,10 +1,21 @@
 //! Where a reservation is decided.
 //!
-//! A batch of requests from one partition is decided in one transaction, in offset order, with
-//! set-based statements: lock the batch's seats (sorted), read which requests are already
-//! decided and the seats' live reservations, lock the users (sorted) whose request could take
-//! a free seat and count their live holds, decide in memory, then write reservations, inbox
-//! rows and outbox events in one statement each.
+//! A batch of requests from one partition (or several, merged) is decided in one transaction,
+//! in offset order, with as few statements as the locks allow, since under load the cost of a
+//! statement (a round trip, executor start-up) outweighs the work of each row in it:
+//!
+//! 1. lock the batch's seats (sorted);
+//! 2. read, per request, whether it is decided, whether its user exists, its seat and the
+//!    seat's live reservation, and the transaction's clock ([`read_state`]);
+//! 3. only if some request could take a free seat: lock those users (sorted), then count
+//!    their live holds;
+//! 4. decide in memory;
+//! 5. expire lapsed holds and insert new ones, if any;
+//! 6. write the inbox rows and outbox events in one statement
+//!    ([`crate::decision::record`]); a trigger notifies the relay.
+//!
+//! A batch whose requests are all for taken seats, the common case on sale day, is five
+//! round trips with `BEGIN` and `COMMIT`.
 //!
 //! Only those users are locked because a user's lock guards the per-user hold limit, and a
 //! request for a taken seat is refused whatever the user holds. On sale day most requests are
@@ -33,11 +44,8 @@ use seatline_shared::messages::{
 };
 use seatline_shared::queue::to_chrono;
 
-use crate::decision::{
-    already_processed, db_now, existing_users, insert_inbox, lock_seats, lock_users, InboxRow,
-    SeatRef,
-};
-use crate::outbox::{self, NewEvent};
+use crate::decision::{lock_seats, lock_users, record, InboxRow, SeatRef};
+use crate::outbox::NewEvent;
 use crate::requests::Incoming;
 
 /// What happened to one request of a batch.
@@ -55,15 +63,32 @@ pub enum Outcome {
     UnknownUser,
 }
 
+/// What the database says about one request of the batch, read in one statement after the
+/// seat locks.
 #[derive(Debug, sqlx::FromRow)]
-struct SeatRow {
-    concert_date_id: i64,
-    seat_no: i32,
+struct RequestState {
+    /// The inbox already has it.
+    decided: bool,
+    user_exists: bool,
+    /// The seat's price; `None` when the seat does not exist.
+    price: Option<i64>,
+    on_sale: Option<bool>,
+    /// The seat's live (HELD or CONFIRMED) reservation, if any.
+    live_id: Option<Uuid>,
+    live_user_id: Option<Uuid>,
+    live_status: Option<String>,
+    live_expires_at: Option<DateTime<Utc>>,
+    /// The transaction's clock, used for every comparison and stamp of the batch.
+    now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SeatInfo {
     price: i64,
     on_sale: bool,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 struct LiveReservation {
     id: Uuid,
     user_id: Uuid,
@@ -73,115 +98,135 @@ struct LiveReservation {
     expires_at: DateTime<Utc>,
 }
 
+/// Per request, in batch order: whether it is decided, whether its user exists, its seat and
+/// the seat's live reservation, with one index probe each. As plain joins, cached generic
+/// plans hashed whole tables for each batch (every live reservation; every concert date), so
+/// the cost grew with sales and with the catalog; `LIMIT 1` keeps each subquery from being
+/// flattened into such a join. Read after the seat locks, in a statement of its own, so that a
+/// concurrent decider of the same seats has committed and is seen.
+async fn read_state(
+    conn: &mut PgConnection,
+    batch: &[Incoming<ReservationRequested>],
+) -> sqlx::Result<Vec<RequestState>> {
+    let ids: Vec<Uuid> = batch.iter().map(|r| r.message.request_id).collect();
+    let users: Vec<Uuid> = batch.iter().map(|r| r.message.user_id).collect();
+    let dates: Vec<i64> = batch.iter().map(|r| r.message.concert_date_id).collect();
+    let numbers: Vec<i32> = batch.iter().map(|r| r.message.seat_no).collect();
+    sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM processed_requests p WHERE p.request_id = k.id) AS decided,
+                EXISTS (SELECT 1 FROM users u WHERE u.id = k.user_id) AS user_exists,
+                s.price, s.on_sale,
+                r.id AS live_id, r.user_id AS live_user_id, r.status AS live_status,
+                r.expires_at AS live_expires_at,
+                now() AS now
+         FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::int[])
+              WITH ORDINALITY AS k(id, user_id, d, n, i)
+         LEFT JOIN LATERAL (
+             SELECT s.price, (d.sales_open_at <= now() AND now() < d.sales_close_at) AS on_sale
+             FROM seats s JOIN concert_dates d ON d.id = s.concert_date_id
+             WHERE s.concert_date_id = k.d AND s.seat_no = k.n
+             LIMIT 1
+         ) s ON true
+         LEFT JOIN LATERAL (
+             SELECT r.id, r.user_id, r.status, r.expires_at FROM reservations r
+             WHERE r.concert_date_id = k.d AND r.seat_no = k.n AND r.status IN ('HELD', 'CONFIRMED')
+             LIMIT 1
+         ) r ON true
+         ORDER BY k.i",
+    )
+    .bind(&ids)
+    .bind(&users)
+    .bind(&dates)
+    .bind(&numbers)
+    .fetch_all(conn)
+    .await
+}
+
 /// Decides a batch inside `tx`; the caller commits. Outcomes are in batch order.
 pub async fn decide(
     tx: &mut Transaction<'_, Postgres>,
     batch: &[Incoming<ReservationRequested>],
     config: &ReservationConfig,
 ) -> sqlx::Result<Vec<Outcome>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
     let seats: Vec<SeatRef> = batch
         .iter()
         .map(|r| (r.message.concert_date_id, r.message.seat_no))
         .collect();
-    let ids: Vec<Uuid> = batch.iter().map(|r| r.message.request_id).collect();
-
     lock_seats(tx, &seats).await?;
-    // Read after the locks: a concurrent decider of the same messages has committed by now.
-    let mut decided = already_processed(tx, &ids).await?;
-    let now = db_now(tx).await?;
+    let states = read_state(tx, batch).await?;
+    let now = states.first().expect("one row per request").now;
     let expires_at = now + to_chrono(config.hold_ttl);
 
-    let (dates, numbers): (Vec<i64>, Vec<i32>) = seats.iter().copied().unzip();
-    let seat_rows: Vec<SeatRow> = sqlx::query_as(
-        "SELECT s.concert_date_id, s.seat_no, s.price,
-                (d.sales_open_at <= $3 AND $3 < d.sales_close_at) AS on_sale
-         FROM seats s
-         JOIN concert_dates d ON d.id = s.concert_date_id
-         JOIN unnest($1::bigint[], $2::int[]) AS k(d, n) ON s.concert_date_id = k.d AND s.seat_no = k.n",
-    )
-    .bind(&dates)
-    .bind(&numbers)
-    .bind(now)
-    .fetch_all(&mut **tx)
-    .await?;
-    let seat_info: HashMap<SeatRef, SeatRow> = seat_rows
-        .into_iter()
-        .map(|s| ((s.concert_date_id, s.seat_no), s))
-        .collect();
-
-    // One index probe per seat of the batch. As a plain join, the cached generic plan hashed
-    // every live reservation in the database for each batch, so the cost grew with sales.
-    // LIMIT 1 keeps the subquery from being flattened into that join; the partial unique
-    // index allows at most one live reservation per seat anyway.
-    let live: Vec<LiveReservation> = sqlx::query_as(
-        "SELECT r.id, r.user_id, r.concert_date_id, r.seat_no, r.status, r.expires_at
-         FROM unnest($1::bigint[], $2::int[]) AS k(d, n)
-         CROSS JOIN LATERAL (
-             SELECT * FROM reservations r
-             WHERE r.concert_date_id = k.d AND r.seat_no = k.n AND r.status IN ('HELD', 'CONFIRMED')
-             LIMIT 1
-         ) r",
-    )
-    .bind(&dates)
-    .bind(&numbers)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut live_by_seat: HashMap<SeatRef, LiveReservation> = live
-        .into_iter()
-        .map(|r| ((r.concert_date_id, r.seat_no), r))
-        .collect();
+    let mut decided: HashSet<Uuid> = HashSet::new();
+    let mut known_users: HashSet<Uuid> = HashSet::new();
+    let mut seat_info: HashMap<SeatRef, SeatInfo> = HashMap::new();
+    let mut live_by_seat: HashMap<SeatRef, LiveReservation> = HashMap::new();
+    for (incoming, state) in batch.iter().zip(&states) {
+        let req = &incoming.message;
+        let seat: SeatRef = (req.concert_date_id, req.seat_no);
+        if state.decided {
+            decided.insert(req.request_id);
+        }
+        if state.user_exists {
+            known_users.insert(req.user_id);
+        }
+        if let (Some(price), Some(on_sale)) = (state.price, state.on_sale) {
+            seat_info.insert(seat, SeatInfo { price, on_sale });
+        }
+        if let (Some(id), Some(user_id), Some(status), Some(expires_at)) = (
+            state.live_id,
+            state.live_user_id,
+            state.live_status.clone(),
+            state.live_expires_at,
+        ) {
+            live_by_seat.insert(
+                seat,
+                LiveReservation {
+                    id,
+                    user_id,
+                    concert_date_id: seat.0,
+                    seat_no: seat.1,
+                    status,
+                    expires_at,
+                },
+            );
+        }
+    }
 
     // The users whose request could take its seat: undecided, the seat on sale, and free or
     // held past its expiry (the seats are locked, so this holds until the commit). Seats only
     // become free in the loop below through such an expiry, so this covers every request
     // that reaches the hold-limit check.
     let mut claimants: Vec<Uuid> = Vec::new();
-    let mut others: Vec<Uuid> = Vec::new();
     for incoming in batch {
         let req = &incoming.message;
         let seat: SeatRef = (req.concert_date_id, req.seat_no);
         let could_take_seat = !decided.contains(&req.request_id)
+            && known_users.contains(&req.user_id)
             && seat_info.get(&seat).is_some_and(|info| info.on_sale)
             && live_by_seat
                 .get(&seat)
                 .is_none_or(|live| live.status == "HELD" && live.expires_at <= now);
         if could_take_seat {
             claimants.push(req.user_id);
-        } else {
-            others.push(req.user_id);
         }
     }
     let claimant_set: HashSet<Uuid> = claimants.iter().copied().collect();
-    others.retain(|user| !claimant_set.contains(user));
-    others.sort_unstable();
-    others.dedup();
-    let claimants_known = lock_users(tx, &claimants).await?;
-    let mut known_users = existing_users(tx, &others).await?;
-
-    // Live holds per claimant, counted up to the limit (enough to decide), with one probe of
-    // `reservations_user_live_idx` per user. A user who does not exist holds nothing.
-    let distinct_users: Vec<Uuid> = claimants_known.iter().copied().collect();
-    known_users.extend(claimants_known);
-    let hold_counts: Vec<(Uuid, i64)> = sqlx::query_as(
-        "SELECT k.user_id, count(*)
-         FROM unnest($1::uuid[]) AS k(user_id)
-         CROSS JOIN LATERAL (
-             SELECT 1 FROM reservations r
-             WHERE r.user_id = k.user_id AND r.status = 'HELD' AND r.expires_at > $2
-             LIMIT $3
-         ) live
-         GROUP BY k.user_id",
-    )
-    .bind(&distinct_users)
-    .bind(now)
-    .bind(config.max_holds_per_user)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut holds: HashMap<Uuid, i64> = hold_counts.into_iter().collect();
+    let mut holds: HashMap<Uuid, i64> = if claimants.is_empty() {
+        HashMap::new()
+    } else {
+        // Locked, then counted in a statement of its own: a hold that a concurrent batch of
+        // the same user committed while this one waited for the lock is counted.
+        let locked = lock_users(tx, &claimants).await?;
+        count_live_holds(tx, &locked, now, config.max_holds_per_user).await?
+    };
 
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut new_holds: Vec<(Uuid, &Incoming<ReservationRequested>, i64)> = Vec::new();
-    let mut expired: Vec<LiveReservation> = Vec::new();
+    let mut expired: Vec<Uuid> = Vec::new();
     let mut events: Vec<NewEvent> = Vec::new();
     let mut inbox: Vec<InboxRow> = Vec::new();
 
@@ -203,9 +248,18 @@ pub async fn decide(
             Some(info) if !info.on_sale => Outcome::Rejected(RejectReason::SalesClosed),
             Some(info) => {
                 // A hold past its expiry frees the seat now, whether or not the sweeper ran.
+                // Its event goes first, so the seat's events stay in the order they happened.
                 if let Some(current) = live_by_seat.get(&seat) {
                     if current.status == "HELD" && current.expires_at <= now {
-                        expired.push(live_by_seat.remove(&seat).expect("present"));
+                        let lapsed = live_by_seat.remove(&seat).expect("present");
+                        events.push(expired_event(ReservationExpired {
+                            reservation_id: lapsed.id,
+                            user_id: lapsed.user_id,
+                            concert_date_id: lapsed.concert_date_id,
+                            seat_no: lapsed.seat_no,
+                            expired_at: now,
+                        }));
+                        expired.push(lapsed.id);
                     }
                 }
                 match live_by_seat.entry(seat) {
@@ -293,32 +347,44 @@ pub async fn decide(
 
     // Expiries first: they free the seats the new holds take (the unique index checks each row).
     if !expired.is_empty() {
-        let ids: Vec<Uuid> = expired.iter().map(|r| r.id).collect();
         sqlx::query(
             "UPDATE reservations SET status = 'EXPIRED', expired_at = $2 WHERE id = ANY($1) AND status = 'HELD'",
         )
-        .bind(&ids)
+        .bind(&expired)
         .bind(now)
         .execute(&mut **tx)
         .await?;
-        let expiry_events: Vec<NewEvent> = expired
-            .iter()
-            .map(|r| {
-                expired_event(ReservationExpired {
-                    reservation_id: r.id,
-                    user_id: r.user_id,
-                    concert_date_id: r.concert_date_id,
-                    seat_no: r.seat_no,
-                    expired_at: now,
-                })
-            })
-            .collect();
-        outbox::write(tx, &expiry_events).await?;
     }
     insert_holds(tx, &new_holds, now, expires_at).await?;
-    insert_inbox(tx, &inbox).await?;
-    outbox::write(tx, &events).await?;
+    record(tx, &inbox, &events).await?;
     Ok(outcomes)
+}
+
+/// Live holds per user, counted up to `limit` (enough to decide), with one probe of
+/// `reservations_user_live_idx` per user. The caller holds the users' locks.
+async fn count_live_holds(
+    conn: &mut PgConnection,
+    users: &HashSet<Uuid>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<HashMap<Uuid, i64>> {
+    let users: Vec<Uuid> = users.iter().copied().collect();
+    let counts: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT k.user_id, count(*)
+         FROM unnest($1::uuid[]) AS k(user_id)
+         CROSS JOIN LATERAL (
+             SELECT 1 FROM reservations r
+             WHERE r.user_id = k.user_id AND r.status = 'HELD' AND r.expires_at > $2
+             LIMIT $3
+         ) live
+         GROUP BY k.user_id",
+    )
+    .bind(&users)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(counts.into_iter().collect())
 }
 
 /// The `reservation.expired` event of a hold, written by the decider or the sweeper.
