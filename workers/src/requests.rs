@@ -241,12 +241,15 @@ impl BatchHandler for RequestHandler {
     }
 }
 
-/// Partitions' batches waiting to be merged: up to one per assigned partition. A few merged
-/// transactions may run at once, so one commit's flush overlaps the next decision;
-/// more of them contend for the same users' locks.
+/// Partitions' batches waiting to be merged: up to one per assigned partition. One merged
+/// transaction runs at a time: while it runs, the next one gathers every partition's waiting
+/// batch. With four at once, each transaction had about 7 requests and PostgreSQL spent most
+/// of its CPU on the per-transaction and per-statement work of ~460 transactions/s at
+/// 3,000 requests/s; with one, ~11 requests each, 2.6 fewer CPU-seconds per 15 s, and lower
+/// decision latency, since the transactions no longer wait on each other for the two cores.
 const MERGE_LIMITS: Limits = Limits {
     max_batch: 64,
-    max_in_flight: 4,
+    max_in_flight: 1,
 };
 
 type Merger = GroupCommit<Vec<OwnedMessage>, anyhow::Result<()>>;
