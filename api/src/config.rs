@@ -54,6 +54,11 @@ pub struct ApiConfig {
     #[arg(long, env = "HTTP_MAX_IN_FLIGHT_WRITES", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight_writes: u32,
+    /// Client connections open at once; one more is answered 503 with Retry-After and closed
+    /// at once, so that a crowd past saturation cannot grow the API's memory without bound.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 2048,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_client_connections: u32,
     #[command(flatten)]
     pub database: DatabaseConfig,
     #[command(flatten)]
@@ -78,6 +83,7 @@ impl ApiConfig {
             token_cache_ttl: Duration::from_secs(30),
             request_timeout: Duration::from_secs(40),
             max_in_flight_writes: 1024,
+            max_client_connections: 2048,
             database,
             kafka,
             queue: QueueConfig::default(),
@@ -102,5 +108,18 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         ApiConfig::command().debug_assert();
+    }
+
+    /// Two flattened settings with one field name share a clap id, and then one of them cannot
+    /// be given at all; `debug_assert` does not see that, parsing does.
+    #[test]
+    fn every_setting_has_a_default_but_the_secret() {
+        use clap::Parser;
+        ApiConfig::try_parse_from([
+            "seatline-api",
+            "--token-secret",
+            "a-secret-of-thirty-two-bytes-or-more!!",
+        ])
+        .expect("parses with only the secret given");
     }
 }

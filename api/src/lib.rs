@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`config`]: the API's settings.
+//! - [`connection_limit`]: open connections beyond a cap are refused with 503 at once.
 //! - [`state`]: what handlers share (pool, producer, config, token signer).
 //! - [`tokens`]: signing and verifying queue tokens.
 //! - [`hot_cache`]: admitted tokens and seat prices kept in memory, with bounded staleness.
@@ -17,6 +18,7 @@
 //! - [`event_listener`], [`waiters`]: completion events wake long polls.
 
 pub mod config;
+pub mod connection_limit;
 pub mod event_listener;
 pub mod hot_cache;
 pub mod http;
@@ -64,7 +66,9 @@ pub async fn serve(
     // Serving a `Router` directly rebuilds its route table for every connection (axum calls
     // `with_state` per connection), about 10 KiB each. Built once here, a connection's copy
     // is a reference count.
+    let max_connections = state.config.max_client_connections as usize;
     let app = http::router(state).with_state(());
+    let listener = connection_limit::CappedListener::new(listener, max_connections);
     axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -1,7 +1,7 @@
 //! Readiness against the real services, and naming the dependency that is down.
 
 use axum::http::{Method, StatusCode};
-use seatline_api::testing::{config_with, TestApp};
+use seatline_api::testing::{config_with, read_response, TestApp};
 use seatline_shared::config::DatabaseConfig;
 use seatline_shared::testing;
 use sqlx::PgPool;
@@ -87,8 +87,8 @@ async fn the_server_answers_over_tcp_and_stops_on_shutdown(pool: PgPool) {
             .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
             .await
             .unwrap();
-        let head = read_response(&mut connection).await;
-        assert!(head.starts_with(expected), "{path}: {head}");
+        let (head, _) = read_response(&mut connection).await;
+        assert!(head.starts_with(&expected.to_lowercase()), "{path}: {head}");
         if expected.contains("404") {
             assert!(
                 head.contains("content-type: application/problem+json"),
@@ -111,27 +111,4 @@ async fn the_server_answers_over_tcp_and_stops_on_shutdown(pool: PgPool) {
     )
     .await;
     assert!(matches!(read, Ok(Ok(0))), "{read:?}");
-
-    /// Reads one response (head and a `content-length` body) and returns its head.
-    async fn read_response(connection: &mut tokio::net::TcpStream) -> String {
-        let mut buffer = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = connection.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed mid-response");
-            buffer.extend_from_slice(&chunk[..n]);
-            let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
-                continue;
-            };
-            let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if buffer.len() >= end + 4 + length {
-                return String::from_utf8_lossy(&buffer[..end]).into_owned();
-            }
-        }
-    }
 }

@@ -1,12 +1,13 @@
 //! Overload: writes beyond `HTTP_MAX_IN_FLIGHT_WRITES` are refused at once with a problem
-//! document and write nothing, while reads are still served.
+//! document and write nothing, while reads are still served; connections beyond
+//! `HTTP_MAX_CONNECTIONS` are answered 503 at once and closed.
 
 use std::task::Poll;
 
 use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, StatusCode};
 use futures::SinkExt;
-use seatline_api::testing::TestApp;
+use seatline_api::testing::{read_response, TestApp};
 use serde_json::json;
 use sqlx::PgPool;
 use tower::ServiceExt;
@@ -78,4 +79,70 @@ async fn a_write_beyond_the_limit_is_refused_and_writes_nothing(pool: PgPool) {
         .await;
     assert_eq!(retried.status, StatusCode::CREATED);
     assert_eq!(tokens_of(&pool, refused_user).await, 1);
+}
+
+/// With the only connection slot taken by an open keep-alive connection, a second connection
+/// gets a 503 problem document with Retry-After and is closed; once the first closes, a new
+/// connection is served.
+#[sqlx::test(migrator = "seatline_shared::db::MIGRATOR")]
+async fn a_connection_beyond_the_cap_is_refused_at_once(pool: PgPool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let app = TestApp::with_config(pool, |c| c.max_client_connections = 1).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(seatline_api::serve(listener, app.state.clone(), async {
+        let _ = stopped.await;
+    }));
+    let get = b"GET /health/live HTTP/1.1\r\nHost: test\r\n\r\n";
+
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first.write_all(get).await.unwrap();
+    let (head, _) = read_response(&mut first).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    second.write_all(get).await.unwrap();
+    let (head, body) = read_response(&mut second).await;
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    assert!(head.contains("retry-after: 1"), "{head}");
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["type"], "/problems/unavailable");
+    assert_eq!(problem["status"], 503);
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        second.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
+
+    // The first connection still works, and its slot is reused once it closes.
+    first.write_all(get).await.unwrap();
+    assert!(read_response(&mut first)
+        .await
+        .0
+        .starts_with("http/1.1 200"));
+    drop(first);
+    seatline_shared::testing::eventually(
+        "a new connection served after the first closed",
+        std::time::Duration::from_secs(5),
+        || async move {
+            let mut third = TcpStream::connect(addr).await.ok()?;
+            third.write_all(get).await.ok()?;
+            let (head, _) = read_response(&mut third).await;
+            head.starts_with("http/1.1 200").then_some(())
+        },
+    )
+    .await;
+
+    stop.send(()).unwrap();
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    assert!(matches!(finished, Ok(Ok(Ok(())))), "{finished:?}");
 }
