@@ -14,19 +14,7 @@ async fn the_same_idempotency_key_gives_the_same_request_processed_once(pool: Pg
     let pipeline = Pipeline::start(pool).await;
     let date = pipeline.date(100).await;
     let (_, token) = pipeline.app.active_user().await;
-    let submit = |key: &'static str, seat: i32| {
-        let request = axum::http::Request::builder()
-            .method(Method::POST)
-            .uri("/reservation")
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .header("idempotency-key", key)
-            .body(axum::body::Body::from(
-                json!({"concertDateId": date, "seatNo": seat}).to_string(),
-            ))
-            .unwrap();
-        pipeline.app.send(request)
-    };
+    let submit = |key: &'static str, seat: i32| pipeline.reserve_with_key(&token, date, seat, key);
     let first = submit("k-1", 4).await;
     assert_eq!(first.status, StatusCode::ACCEPTED);
     let id = first.body["requestId"].clone();
@@ -136,17 +124,7 @@ async fn a_pending_request_is_known_without_a_record_and_only_to_its_user(pool: 
     let (_, alice) = pipeline.app.active_user().await;
     let (_, bob) = pipeline.app.active_user().await;
     let unkeyed = pipeline.reserve_ok(&alice, date, 1).await;
-    let keyed_request = axum::http::Request::builder()
-        .method(Method::POST)
-        .uri("/reservation")
-        .header("authorization", format!("Bearer {alice}"))
-        .header("content-type", "application/json")
-        .header("idempotency-key", "k-1")
-        .body(axum::body::Body::from(
-            json!({"concertDateId": date, "seatNo": 2}).to_string(),
-        ))
-        .unwrap();
-    let keyed = pipeline.app.send(keyed_request).await;
+    let keyed = pipeline.reserve_with_key(&alice, date, 2, "k-1").await;
     assert_eq!(keyed.status, StatusCode::ACCEPTED, "{}", keyed.body);
     let keyed: Uuid = keyed.body["requestId"].as_str().unwrap().parse().unwrap();
     let recorded: Vec<(Uuid,)> = sqlx::query_as("SELECT id FROM requests")

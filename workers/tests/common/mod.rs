@@ -153,6 +153,21 @@ impl Pipeline {
             .await
     }
 
+    /// Submits with an `Idempotency-Key`.
+    pub async fn reserve_with_key(&self, token: &str, date: i64, seat: i32, key: &str) -> Reply {
+        let request = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri("/reservation")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(axum::body::Body::from(
+                json!({"concertDateId": date, "seatNo": seat}).to_string(),
+            ))
+            .unwrap();
+        self.app.send(request).await
+    }
+
     /// Submits and returns the request id, asserting 202.
     pub async fn reserve_ok(&self, token: &str, date: i64, seat: i32) -> Uuid {
         let reply = self.reserve(token, date, seat).await;
