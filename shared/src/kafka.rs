@@ -84,7 +84,11 @@ pub fn producer(config: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
     client_config(config)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "2")
+        // Up to 5 ms to gather a produce request across partitions. At 3,000/s, against 2 ms
+        // (two alternated runs each): the broker 7.1/7.2 -> 6.4/6.1 CPU-s per 15 s, the
+        // workers and PostgreSQL less too, and submit latency no worse, since the two cores
+        // are less contended.
+        .set("linger.ms", "5")
         .set("compression.type", "lz4")
         .set("message.timeout.ms", &timeout_ms)
         .set("request.timeout.ms", &timeout_ms)
