@@ -9,6 +9,7 @@
 //! seat's hold, payment and expiry are serialised by the seat row.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -148,6 +149,23 @@ impl InboxRow {
     }
 }
 
+/// The statement of [`record`], built once. A data-modifying CTE runs to completion whether or
+/// not the main statement reads it.
+static RECORD_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH inbox AS (
+                 INSERT INTO processed_requests
+                     (request_id, kind, user_id, outcome, reason, reservation_id, source_topic,
+                      source_partition, source_offset, submitted_at)
+                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[],
+                                      $6::uuid[], $7::text[], $8::int[], $9::bigint[],
+                                      $10::timestamptz[])
+             )
+             {}",
+        outbox::insert_sql(11)
+    )
+});
+
 /// Records decided requests and their events in one statement: the inbox rows (a plain
 /// insert: if another consumer decided one of them meanwhile, the primary key aborts this
 /// transaction and the batch is retried) and the outbox events, in order. One statement
@@ -160,20 +178,7 @@ pub async fn record(
     if rows.is_empty() && events.is_empty() {
         return Ok(());
     }
-    // A data-modifying CTE runs to completion whether or not the main statement reads it.
-    let sql = format!(
-        "WITH inbox AS (
-             INSERT INTO processed_requests
-                 (request_id, kind, user_id, outcome, reason, reservation_id, source_topic,
-                  source_partition, source_offset, submitted_at)
-             SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[],
-                                  $6::uuid[], $7::text[], $8::int[], $9::bigint[],
-                                  $10::timestamptz[])
-         )
-         {}",
-        outbox::insert_sql(11)
-    );
-    let query = sqlx::query(&sql)
+    let query = sqlx::query(&RECORD_SQL)
         .bind(rows.iter().map(|r| r.request_id).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())

@@ -5,6 +5,8 @@
 pub mod prune;
 pub mod relay;
 
+use std::sync::LazyLock;
+
 use serde::Serialize;
 use sqlx::postgres::PgArguments;
 use sqlx::{PgConnection, Postgres};
@@ -101,7 +103,8 @@ pub async fn write(conn: &mut PgConnection, events: &[NewEvent]) -> sqlx::Result
     if events.is_empty() {
         return Ok(());
     }
-    bind_events(sqlx::query(&insert_sql(1)), events)
+    static INSERT_SQL: LazyLock<String> = LazyLock::new(|| insert_sql(1));
+    bind_events(sqlx::query(&INSERT_SQL), events)
         .execute(&mut *conn)
         .await?;
     Ok(())

@@ -164,7 +164,7 @@ pub async fn decide(
     let mut known_users: HashSet<Uuid> = HashSet::new();
     let mut seat_info: HashMap<SeatRef, SeatInfo> = HashMap::new();
     let mut live_by_seat: HashMap<SeatRef, LiveReservation> = HashMap::new();
-    for (incoming, state) in batch.iter().zip(&states) {
+    for (incoming, state) in batch.iter().zip(states) {
         let req = &incoming.message;
         let seat: SeatRef = (req.concert_date_id, req.seat_no);
         if state.decided {
@@ -179,7 +179,7 @@ pub async fn decide(
         if let (Some(id), Some(user_id), Some(status), Some(expires_at)) = (
             state.live_id,
             state.live_user_id,
-            state.live_status.clone(),
+            state.live_status,
             state.live_expires_at,
         ) {
             live_by_seat.insert(
