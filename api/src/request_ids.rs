@@ -15,14 +15,13 @@
 //! which would only show a PENDING that never ends. Two users cannot collide on an id (their
 //! MACs differ); one user's two ids collide only within one millisecond, with odds of 2^-26.
 
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use rand::RngCore;
 use seatline_shared::domain::RequestKind;
-use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
+use secrecy::SecretString;
 use uuid::Uuid;
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::tokens::{keyed_hmac, HmacSha256};
 
 /// Separates these MACs from the queue tokens' MACs under the same secret.
 const LABEL: &[u8] = b"seatline.request-id.v1";
@@ -31,15 +30,14 @@ const VERSION: u8 = 8;
 /// Issues and verifies self-authenticating request ids.
 #[derive(Clone)]
 pub struct RequestIds {
-    /// The key already absorbed, cloned per use (see [`crate::tokens::TokenSigner`]).
+    /// See [`keyed_hmac`].
     keyed: HmacSha256,
 }
 
 impl RequestIds {
     pub fn new(secret: &SecretString) -> Self {
         Self {
-            keyed: HmacSha256::new_from_slice(secret.expose_secret().as_bytes())
-                .expect("HMAC takes keys of any length"),
+            keyed: keyed_hmac(secret),
         }
     }
 
