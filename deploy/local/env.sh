@@ -17,3 +17,9 @@ export KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT}"
 # Resolved broker jars outlive the work tree, so a second checkout does not download again.
 export KAFKA_CACHE_DIR="${KAFKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/seatline/kafka-4.1.1}"
+
+# Partitions of the topics the local stack creates (run.sh and bench.sh export it as
+# KAFKA_PARTITIONS; the tests choose their own). One broker and one workers process on a small
+# machine need few: librdkafka sends one produce request per partition, so with the services'
+# default of 12 nearly every message was a request of its own, and the broker's CPU with it.
+LOCAL_KAFKA_PARTITIONS="${LOCAL_KAFKA_PARTITIONS:-2}"
