@@ -28,11 +28,12 @@ pub struct BenchArgs {
     /// Zipf exponent of seat popularity (0 = uniform).
     #[arg(long, default_value_t = 1.0)]
     pub zipf: f64,
-    /// Offered reservation rates of the rush, in requests per second, stepped up in order.
+    /// Offered reservation rates of the rush, in requests per second, stepped up in order; finer
+    /// near the ceiling measured on the project's machine, coarser past it.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "250,500,1000,1500,2000,2500,3000,3500,4000,5000,6000,8000,10000,12000"
+        default_value = "250,500,1000,1500,2000,2500,3000,3500,4000,5000,6000,7000,8000,10000,12000"
     )]
     pub rates: Vec<u64>,
     /// Seconds per rate step.
