@@ -223,6 +223,40 @@ async fn every_bad_input_is_a_problem_and_writes_nothing(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn a_wrongly_typed_field_is_named_in_the_problem(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let (user, token) = app.new_user().await;
+    let reply = app
+        .send(raw(
+            Method::PATCH,
+            &format!("/user/{user}/charge"),
+            Some(&token),
+            Some("application/json"),
+            r#"{"amount": "1"}"#,
+        ))
+        .await;
+    reply.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    let detail = reply.body["detail"].as_str().unwrap();
+    assert!(detail.starts_with("invalid body: amount: "), "{detail}");
+    // A missing field is an error of the object itself, so no path precedes it.
+    let reply = app
+        .send(raw(
+            Method::POST,
+            "/client/token",
+            None,
+            Some("application/json"),
+            "{}",
+        ))
+        .await;
+    reply.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    let detail = reply.body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("invalid body: missing field"),
+        "{detail}"
+    );
+}
+
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
 async fn the_openapi_document_and_docs_page_are_served(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let doc = app.call(Method::GET, "/openapi.json", None, None).await;

@@ -26,9 +26,19 @@ where
                 "the body must be a JSON object".into(),
             ));
         }
-        serde_json::from_value(value)
+        // The path names the offending field (`seatNo: invalid type ...`); serde_json's own
+        // error does not once the body has been read into a Value.
+        serde_path_to_error::deserialize(value)
             .map(Json)
-            .map_err(|err| ApiError::Unprocessable(format!("invalid body: {err}")))
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let err = err.into_inner();
+                ApiError::Unprocessable(if path == "." {
+                    format!("invalid body: {err}")
+                } else {
+                    format!("invalid body: {path}: {err}")
+                })
+            })
     }
 }
 
