@@ -193,3 +193,16 @@ pub async fn read_response(connection: &mut tokio::net::TcpStream) -> (String, V
         }
     }
 }
+
+/// Asserts that the server closes a raw connection, sending nothing more, within 5 s.
+pub async fn assert_closed_by_server(connection: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        connection.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(matches!(read, Ok(Ok(0))), "{read:?}");
+}

@@ -1,7 +1,7 @@
 //! Readiness against the real services, and naming the dependency that is down.
 
 use axum::http::{Method, StatusCode};
-use seatline_api::testing::{config_with, read_response, TestApp};
+use seatline_api::testing::{assert_closed_by_server, config_with, read_response, TestApp};
 use seatline_shared::config::DatabaseConfig;
 use seatline_shared::testing;
 use sqlx::PgPool;
@@ -67,7 +67,7 @@ async fn not_ready_names_the_database_when_it_is_unreachable(pool: PgPool) {
 /// keep-alive connection.
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
 async fn the_server_answers_over_tcp_and_stops_on_shutdown(pool: PgPool) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     let app = TestApp::new(pool).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -104,11 +104,5 @@ async fn the_server_answers_over_tcp_and_stops_on_shutdown(pool: PgPool) {
         "the server did not stop: {finished:?}"
     );
     // The idle connection was closed by the server, not left open.
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        connection.read_to_end(&mut rest),
-    )
-    .await;
-    assert!(matches!(read, Ok(Ok(0))), "{read:?}");
+    assert_closed_by_server(&mut connection).await;
 }

@@ -7,7 +7,7 @@ use std::task::Poll;
 use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, StatusCode};
 use futures::SinkExt;
-use seatline_api::testing::{read_response, TestApp};
+use seatline_api::testing::{assert_closed_by_server, read_response, TestApp};
 use serde_json::json;
 use sqlx::PgPool;
 use tower::ServiceExt;
@@ -86,7 +86,7 @@ async fn a_write_beyond_the_limit_is_refused_and_writes_nothing(pool: PgPool) {
 /// connection is served.
 #[sqlx::test(migrator = "seatline_shared::db::MIGRATOR")]
 async fn a_connection_beyond_the_cap_is_refused_at_once(pool: PgPool) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     use tokio::net::TcpStream;
 
     let app = TestApp::with_config(pool, |c| c.max_client_connections = 1).await;
@@ -115,13 +115,7 @@ async fn a_connection_beyond_the_cap_is_refused_at_once(pool: PgPool) {
     let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(problem["type"], "/problems/unavailable");
     assert_eq!(problem["status"], 503);
-    let mut rest = Vec::new();
-    let closed = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        second.read_to_end(&mut rest),
-    )
-    .await;
-    assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
+    assert_closed_by_server(&mut second).await;
 
     // The first connection still works, and its slot is reused once it closes.
     first.write_all(get).await.unwrap();
