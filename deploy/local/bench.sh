@@ -12,6 +12,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=deploy/local/env.sh
 source "$here/env.sh"
+# shellcheck source=deploy/local/app.sh
+source "$here/app.sh"
 cd "$SEATLINE_ROOT"
 
 smoke=false
@@ -22,10 +24,7 @@ fi
 
 "$here/services.sh" start
 
-profile="${SEATLINE_PROFILE:-release}"
-echo "[bench] building ($profile profile)" >&2
-cargo build --profile "$profile" --bin seatline-api --bin seatline-workers --bin seatline-bench >&2
-bin="target/$([[ "$profile" == dev ]] && echo debug || echo "$profile")"
+build_binaries bench seatline-api seatline-workers seatline-bench
 
 # A fresh database and fresh topics for every run, so runs never see each other's data.
 bench_db="${BENCH_DATABASE:-seatline_bench}"
@@ -58,29 +57,8 @@ export RUST_LOG="${RUST_LOG:-warn}"
 
 "$bin/seatline-workers" migrate >/dev/null
 
-pids=()
-cleanup() {
-  trap - EXIT INT TERM
-  if ((${#pids[@]})); then
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    wait "${pids[@]}" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT INT TERM
-
-"$bin/seatline-workers" run &
-workers_pid=$!
-pids+=("$workers_pid")
-"$bin/seatline-api" &
-api_pid=$!
-pids+=("$api_pid")
-
-deadline=$((SECONDS + 120))
-until curl -fsS "http://$HTTP_ADDR/health/ready" >/dev/null 2>&1; do
-  ((SECONDS < deadline)) || { echo "[bench] the API did not become ready" >&2; exit 1; }
-  kill -0 "$api_pid" "$workers_pid" 2>/dev/null || { echo "[bench] a process exited during start-up" >&2; exit 1; }
-  sleep 0.5
-done
+start_app
+wait_until_ready bench 120
 
 common=(--api "http://$HTTP_ADDR" --api-pid "$api_pid" --workers-pid "$workers_pid")
 if $smoke; then

@@ -9,6 +9,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=deploy/local/env.sh
 source "$here/env.sh"
+# shellcheck source=deploy/local/app.sh
+source "$here/app.sh"
 cd "$SEATLINE_ROOT"
 
 "$here/services.sh" start
@@ -25,41 +27,13 @@ export ADMIN_TOKEN="${ADMIN_TOKEN:-$(secret admin_token)}"
 export HTTP_ADDR="${HTTP_ADDR:-127.0.0.1:8080}"
 export KAFKA_PARTITIONS="${KAFKA_PARTITIONS:-$LOCAL_KAFKA_PARTITIONS}"
 
-profile="${SEATLINE_PROFILE:-release}"
-echo "[run] building ($profile profile)" >&2
-cargo build --profile "$profile" --bin seatline-api --bin seatline-workers >&2
-target_dir="target/$([[ "$profile" == dev ]] && echo debug || echo "$profile")"
+build_binaries run seatline-api seatline-workers
 
-"$target_dir/seatline-workers" migrate
-"$target_dir/seatline-workers" seed
+"$bin/seatline-workers" migrate
+"$bin/seatline-workers" seed
 
-pids=()
-cleanup() {
-  trap - EXIT INT TERM
-  if ((${#pids[@]})); then
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    wait "${pids[@]}" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT INT TERM
-
-"$target_dir/seatline-workers" run &
-pids+=($!)
-"$target_dir/seatline-api" &
-pids+=($!)
-
-deadline=$((SECONDS + 60))
-until curl -fsS "http://$HTTP_ADDR/health/ready" >/dev/null 2>&1; do
-  if ((SECONDS >= deadline)); then
-    echo "[run] the API did not become ready within 60 s" >&2
-    curl -sS "http://$HTTP_ADDR/health/ready" >&2 || true
-    exit 1
-  fi
-  for pid in "${pids[@]}"; do
-    kill -0 "$pid" 2>/dev/null || { echo "[run] a process exited during start-up" >&2; exit 1; }
-  done
-  sleep 0.5
-done
+start_app
+wait_until_ready run 60
 
 cat >&2 <<MSG
 
@@ -73,4 +47,4 @@ cat >&2 <<MSG
 MSG
 
 # Stay in the foreground until either process exits or we are interrupted.
-wait -n "${pids[@]}"
+wait -n "${app_pids[@]}"
