@@ -451,12 +451,7 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
         let at_most = config.max_active.saturating_add(1);
         ActiveTokens::Counted(count_active(&mut *tx, at_most).await?)
     };
-    let room = match active {
-        ActiveTokens::NotNeeded => 0,
-        ActiveTokens::AtMost(active) | ActiveTokens::Counted(active) => {
-            (config.max_active - active).min(wanted).max(0)
-        }
-    };
+    let room = active.room(wanted, config.max_active);
 
     let admitted: Vec<(Uuid, i64)> = if room > 0 {
         sqlx::query_as(
@@ -488,13 +483,7 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
         .execute(&mut *tx)
         .await?;
     }
-    let active_bound_after = match active {
-        ActiveTokens::NotNeeded => bound,
-        ActiveTokens::AtMost(bound) => Some(bound + admitted_count),
-        // A count that reached its cap says only "more than max_active".
-        ActiveTokens::Counted(counted) if counted > config.max_active => None,
-        ActiveTokens::Counted(counted) => Some(counted + admitted_count),
-    };
+    let active_bound_after = active.bound_after(bound, admitted_count, config.max_active);
     let through = admitted.iter().map(|(_, seq)| *seq).max();
     let rate = (admitted_last_10s + admitted_count) as f64 / 10.0;
     sqlx::query(
@@ -513,10 +502,7 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
         ran: true,
         expired_active,
         abandoned_waiting: dropped.len() as u64,
-        active_after: match active {
-            ActiveTokens::Counted(counted) => Some(counted.min(config.max_active) + admitted_count),
-            ActiveTokens::NotNeeded | ActiveTokens::AtMost(_) => None,
-        },
+        active_after: active.counted_after(admitted_count, config.max_active),
         waiting_after: waiting_before - admitted_count,
         admitted: admitted.into_iter().map(|(id, _)| id).collect(),
         admit_rate: rate,
@@ -532,6 +518,38 @@ enum ActiveTokens {
     AtMost(i64),
     /// Counted, up to `max_active + 1`.
     Counted(i64),
+}
+
+impl ActiveTokens {
+    /// How many of the `wanted` waiters fit under `max_active`.
+    fn room(self, wanted: i64, max_active: i64) -> i64 {
+        match self {
+            Self::NotNeeded => 0,
+            Self::AtMost(active) | Self::Counted(active) => {
+                (max_active - active).min(wanted).max(0)
+            }
+        }
+    }
+
+    /// The `queue_state.active_bound` to keep after `admitted` were admitted; `bound` is the one
+    /// the round started from, less the tokens it expired. `None` means "count next time".
+    fn bound_after(self, bound: Option<i64>, admitted: i64, max_active: i64) -> Option<i64> {
+        match self {
+            Self::NotNeeded => bound,
+            Self::AtMost(bound) => Some(bound + admitted),
+            // A count that reached its cap says only "more than max_active".
+            Self::Counted(counted) if counted > max_active => None,
+            Self::Counted(counted) => Some(counted + admitted),
+        }
+    }
+
+    /// How many are ACTIVE after the round, if it counted them (for the admitter's report).
+    fn counted_after(self, admitted: i64, max_active: i64) -> Option<i64> {
+        match self {
+            Self::Counted(counted) => Some(counted.min(max_active) + admitted),
+            Self::NotNeeded | Self::AtMost(_) => None,
+        }
+    }
 }
 
 /// How many tokens are ACTIVE, counted up to `at_most` (a count reads one index entry per
@@ -559,4 +577,61 @@ pub async fn complete_active_token(conn: &mut PgConnection, user_id: Uuid) -> sq
     .execute(conn)
     .await?
     .rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ActiveTokens;
+
+    const MAX_ACTIVE: i64 = 100;
+
+    #[test]
+    fn room_is_what_fits_under_the_cap_and_no_more_than_wanted() {
+        assert_eq!(ActiveTokens::NotNeeded.room(10, MAX_ACTIVE), 0);
+        assert_eq!(ActiveTokens::AtMost(40).room(10, MAX_ACTIVE), 10);
+        assert_eq!(ActiveTokens::Counted(95).room(10, MAX_ACTIVE), 5);
+        // A capped count (max_active + 1) leaves no room, never a negative one.
+        assert_eq!(
+            ActiveTokens::Counted(MAX_ACTIVE + 1).room(10, MAX_ACTIVE),
+            0
+        );
+    }
+
+    #[test]
+    fn the_bound_grows_by_the_admitted_and_a_capped_count_forgets_it() {
+        assert_eq!(
+            ActiveTokens::NotNeeded.bound_after(Some(7), 0, MAX_ACTIVE),
+            Some(7)
+        );
+        assert_eq!(
+            ActiveTokens::NotNeeded.bound_after(None, 0, MAX_ACTIVE),
+            None
+        );
+        assert_eq!(
+            ActiveTokens::AtMost(40).bound_after(Some(40), 10, MAX_ACTIVE),
+            Some(50)
+        );
+        assert_eq!(
+            ActiveTokens::Counted(95).bound_after(None, 5, MAX_ACTIVE),
+            Some(100)
+        );
+        assert_eq!(
+            ActiveTokens::Counted(MAX_ACTIVE + 1).bound_after(Some(3), 0, MAX_ACTIVE),
+            None
+        );
+    }
+
+    #[test]
+    fn only_a_count_reports_how_many_are_active() {
+        assert_eq!(ActiveTokens::AtMost(40).counted_after(10, MAX_ACTIVE), None);
+        assert_eq!(ActiveTokens::NotNeeded.counted_after(0, MAX_ACTIVE), None);
+        assert_eq!(
+            ActiveTokens::Counted(95).counted_after(5, MAX_ACTIVE),
+            Some(100)
+        );
+        assert_eq!(
+            ActiveTokens::Counted(MAX_ACTIVE + 1).counted_after(0, MAX_ACTIVE),
+            Some(MAX_ACTIVE)
+        );
+    }
 }
