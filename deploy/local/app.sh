@@ -28,8 +28,11 @@ stop_app() {
 
 # Starts `seatline-workers run` and `seatline-api` from $bin in the background, sets
 # workers_pid and api_pid, and stops both when the calling script exits or is interrupted.
+# Either process creates the topics it needs, with the local stack's partition count unless
+# the caller chose one.
 start_app() {
   trap stop_app EXIT INT TERM
+  export KAFKA_PARTITIONS="${KAFKA_PARTITIONS:-$LOCAL_KAFKA_PARTITIONS}"
   "$bin/seatline-workers" run &
   workers_pid=$!
   app_pids+=("$workers_pid")

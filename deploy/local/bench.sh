@@ -39,7 +39,6 @@ done
 psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE \"$bench_db\"" >/dev/null
 export DATABASE_URL="${DATABASE_URL%/*}/$bench_db"
 export KAFKA_TOPIC_PREFIX="bench-$(date +%s)."
-export KAFKA_PARTITIONS="${KAFKA_PARTITIONS:-$LOCAL_KAFKA_PARTITIONS}"
 export HTTP_ADDR="${BENCH_HTTP_ADDR:-127.0.0.1:18080}"
 export WORKERS_METRICS_ADDR="${BENCH_METRICS_ADDR:-127.0.0.1:19100}"
 export TOKEN_SECRET="${TOKEN_SECRET:-$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')}"

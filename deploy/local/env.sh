@@ -18,9 +18,9 @@ export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT
 # Resolved broker jars outlive the work tree, so a second checkout does not download again.
 export KAFKA_CACHE_DIR="${KAFKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/seatline/kafka-4.1.1}"
 
-# Partitions of the topics the local stack creates (run.sh and bench.sh export it as
-# KAFKA_PARTITIONS; the tests choose their own). One broker and one workers process on a small
-# machine need few: librdkafka sends one produce request per partition, so with the services'
-# default of 12 a produce request carried about 4 messages at 3,000 requests/s (17 with 2), and
-# the broker's CPU went into taking requests.
+# Partitions of the topics the local stack creates (app.sh's start_app, which run.sh and
+# bench.sh use, exports it as KAFKA_PARTITIONS; the tests choose their own). One broker and one
+# workers process on a small machine need few: librdkafka sends one produce request per
+# partition, so with the services' default of 12 a produce request carried about 4 messages at
+# 3,000 requests/s (17 with 2), and the broker's CPU went into taking requests.
 LOCAL_KAFKA_PARTITIONS="${LOCAL_KAFKA_PARTITIONS:-2}"

@@ -25,7 +25,6 @@ secret() {
 export TOKEN_SECRET="${TOKEN_SECRET:-$(secret token_secret)}"
 export ADMIN_TOKEN="${ADMIN_TOKEN:-$(secret admin_token)}"
 export HTTP_ADDR="${HTTP_ADDR:-127.0.0.1:8080}"
-export KAFKA_PARTITIONS="${KAFKA_PARTITIONS:-$LOCAL_KAFKA_PARTITIONS}"
 
 build_binaries run seatline-api seatline-workers
 
