@@ -62,6 +62,12 @@ pub struct BenchArgs {
     pub api_pid: Option<u32>,
     #[arg(long)]
     pub workers_pid: Option<u32>,
+    /// PIDs of PostgreSQL's postmaster and of the Kafka broker, when they run on this machine:
+    /// each scenario's CPU time is then split among all of the stack's processes.
+    #[arg(long)]
+    pub postgres_pid: Option<u32>,
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
     /// A label for this run in the report (e.g. "10k seats").
     #[arg(long, default_value = "")]
     pub label: String,

@@ -36,6 +36,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     let pool = seatline_shared::db::pool(&args.database)?;
     let collector = events::Collector::start(&args.kafka).await?;
     let concurrency = args.concurrency.max(1);
+    let processes = resources::Processes {
+        api: args.api_pid,
+        workers: args.workers_pid,
+        postgres: args.postgres_pid,
+        broker: args.broker_pid,
+    };
 
     tracing::info!(
         dates = args.dates,
@@ -50,7 +56,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         .any(|s| wants(s))
     {
         tracing::info!(users = args.users, "issuing tokens");
-        let (users, issued) = setup::users(&api, args.users, concurrency).await?;
+        let (users, issued) = setup::users(&api, args.users, concurrency, &processes).await?;
         setup::wait_active(&api, &users, concurrency, Duration::from_secs(300)).await?;
         setup::charge(&api, &users, 10_000, concurrency).await?;
         (users, Some(issued))
@@ -68,7 +74,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     // token stays WAITING; a poll that finds another status counts as an error.
     let queue_waiting = if wants("queue-waiting") {
         tracing::info!(users = args.users, "issuing tokens to waiters");
-        let (waiters, issued) = setup::users(&api, args.users, concurrency).await?;
+        let (waiters, issued) = setup::users(&api, args.users, concurrency, &processes).await?;
         let result =
             scenarios::queue::polls(&api, &waiters, concurrency, closed_loop, issued, "WAITING")
                 .await;
@@ -91,6 +97,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
             seats: &seats,
             step: Duration::from_secs(args.step_secs.max(1)),
             p99_limit: Duration::from_millis(args.p99_limit_ms),
+            processes: &processes,
         }
         .run(&args.rates, &accepted)
         .await
@@ -148,6 +155,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
                 concurrency,
                 closed_loop,
                 1,
+                &processes,
             )
             .await?,
         )

@@ -98,6 +98,12 @@ impl Report {
                     q.poll.p99_ms,
                     q.poll_errors
                 );
+                if let Some(cpu) = &q.token_issues.cpu {
+                    println!(
+                        "  while issuing: {}",
+                        cpu.describe(q.token_issues.issued, "token")
+                    );
+                }
             }
         }
         if !self.rush.is_empty() {
@@ -138,6 +144,16 @@ impl Report {
                 }
                 _ => println!("sustainable: none of the offered rates"),
             }
+            for s in &self.rush {
+                if let Some(cpu) = &s.cpu {
+                    let decided = s.accepted - s.undecided;
+                    println!(
+                        "{:>9}/s: {}",
+                        s.offered_per_sec,
+                        cpu.describe(decided, "decision")
+                    );
+                }
+            }
         }
         if let Some(p) = &self.pay {
             println!("pay: {} payments ({} paid, {} failed, {} undecided), {:.0}/s, submit p99 {:.1} ms, completion p50 {:.1} ms p99 {:.1} ms", p.payments, p.paid, p.failed, p.undecided, p.payments_per_sec, p.submit.p99_ms, p.completion.p50_ms, p.completion.p99_ms);
@@ -147,6 +163,9 @@ impl Report {
                 "baseline-sync: {:.0} decisions/s (p99 {:.1} ms, {} errors)",
                 b.decisions_per_sec, b.latency.p99_ms, b.errors
             );
+            if let Some(cpu) = &b.cpu {
+                println!("  {}", cpu.describe(b.decisions, "decision"));
+            }
         }
         if let Some(r) = self.ratio_to_baseline {
             println!("ratio of sustainable decisions/s to baseline-sync: {r:.2}x");

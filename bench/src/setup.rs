@@ -8,6 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::client::Api;
+use crate::resources::{CpuSplit, Processes};
 use crate::stats::{Recorder, Summary};
 
 #[derive(Debug, Clone)]
@@ -52,14 +53,22 @@ pub async fn settle_catalog(pool: &sqlx::PgPool) -> anyhow::Result<()> {
 }
 
 /// Token issuing as measured while creating the users.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Issued {
+    pub issued: u64,
     pub issues_per_sec: f64,
     pub latency: Summary,
+    pub cpu: Option<CpuSplit>,
 }
 
 /// Issues a token to each of `n` new users, `concurrency` at a time.
-pub async fn users(api: &Api, n: usize, concurrency: usize) -> anyhow::Result<(Vec<User>, Issued)> {
+pub async fn users(
+    api: &Api,
+    n: usize,
+    concurrency: usize,
+    processes: &Processes,
+) -> anyhow::Result<(Vec<User>, Issued)> {
+    let cpu_before = processes.snapshot();
     let started = Instant::now();
     let results: Vec<anyhow::Result<(User, Duration)>> = stream::iter(0..n)
         .map(|_| {
@@ -82,6 +91,9 @@ pub async fn users(api: &Api, n: usize, concurrency: usize) -> anyhow::Result<(V
         .collect()
         .await;
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_before
+        .zip(processes.snapshot())
+        .map(|(before, after)| before.until(&after));
     let mut recorder = Recorder::default();
     let mut users = Vec::with_capacity(n);
     for r in results {
@@ -92,8 +104,10 @@ pub async fn users(api: &Api, n: usize, concurrency: usize) -> anyhow::Result<(V
     Ok((
         users,
         Issued {
+            issued: n as u64,
             issues_per_sec: n as f64 / elapsed,
             latency: recorder.summary(),
+            cpu,
         },
     ))
 }

@@ -59,7 +59,14 @@ export RUST_LOG="${RUST_LOG:-warn}"
 start_app
 wait_until_ready bench 120
 
-common=(--api "http://$HTTP_ADDR" --api-pid "$api_pid" --workers-pid "$workers_pid")
+# PostgreSQL and the broker, when this machine runs them from deploy/local: each scenario's
+# CPU time is then split among every process of the stack, not only the api and workers.
+stack=(--api "http://$HTTP_ADDR" --api-pid "$api_pid")
+pg_pid=$(head -n 1 "$SEATLINE_STATE_DIR/postgres/postmaster.pid" 2>/dev/null || true)
+[[ -n "$pg_pid" ]] && stack+=(--postgres-pid "$pg_pid")
+broker_pid=$(cat "$SEATLINE_STATE_DIR/kafka.pid" 2>/dev/null || true)
+[[ -n "$broker_pid" ]] && stack+=(--broker-pid "$broker_pid")
+common=("${stack[@]}" --workers-pid "$workers_pid")
 if $smoke; then
   "$bin/seatline-bench" "${common[@]}" --label smoke --users 200 --dates 4 --rates 50,100 \
     --step-secs 2 --closed-loop-secs 2 --concurrency 16 --out "${BENCH_OUT:-target/bench-smoke}" "$@"
@@ -76,10 +83,10 @@ echo "[bench] polls by waiting users (workers stopped, so nobody is admitted)" >
 kill -TERM "$workers_pid"
 wait "$workers_pid" || true
 if $smoke; then
-  "$bin/seatline-bench" --api "http://$HTTP_ADDR" --api-pid "$api_pid" --label smoke-waiting \
+  "$bin/seatline-bench" "${stack[@]}" --label smoke-waiting \
     --users 200 --dates 1 --closed-loop-secs 2 --concurrency 16 --scenarios queue-waiting \
     --out "${BENCH_OUT:-target/bench-smoke}" "$@"
 else
-  "$bin/seatline-bench" --api "http://$HTTP_ADDR" --api-pid "$api_pid" --label waiting \
+  "$bin/seatline-bench" "${stack[@]}" --label waiting \
     --dates 1 --scenarios queue-waiting "$@"
 fi

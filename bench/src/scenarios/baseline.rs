@@ -16,15 +16,18 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::SeatPicker;
+use crate::resources::{CpuSplit, Processes};
 use crate::stats::{Recorder, Summary};
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct BaselineResult {
     pub decisions: u64,
     pub held: u64,
     pub errors: u64,
     pub decisions_per_sec: f64,
     pub latency: Summary,
+    /// While the decisions ran (the pool's connecting not included).
+    pub cpu: Option<CpuSplit>,
 }
 
 /// One synchronous decision. Returns whether the seat was held.
@@ -102,6 +105,7 @@ pub async fn run(
     concurrency: usize,
     duration: Duration,
     max_holds: i64,
+    processes: &Processes,
 ) -> anyhow::Result<BaselineResult> {
     let pool = PgPoolOptions::new()
         .max_connections(concurrency as u32)
@@ -114,6 +118,7 @@ pub async fn run(
     );
     let latency = Arc::new(Mutex::new(Recorder::default()));
     let users = Arc::new(users.to_vec());
+    let cpu_before = processes.snapshot();
     let started = Instant::now();
     let end = started + duration;
     let mut tasks = tokio::task::JoinSet::new();
@@ -148,6 +153,9 @@ pub async fn run(
     }
     while tasks.join_next().await.is_some() {}
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_before
+        .zip(processes.snapshot())
+        .map(|(before, after)| before.until(&after));
     let decisions = decisions.load(Ordering::Relaxed);
     let result = BaselineResult {
         decisions,
@@ -155,6 +163,7 @@ pub async fn run(
         errors: errors.load(Ordering::Relaxed),
         decisions_per_sec: decisions as f64 / elapsed,
         latency: latency.lock().expect("lock").summary(),
+        cpu,
     };
     pool.close().await;
     Ok(result)

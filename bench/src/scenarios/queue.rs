@@ -13,7 +13,7 @@ use crate::client::Api;
 use crate::setup::{Issued, User};
 use crate::stats::{Recorder, Summary};
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct QueueResult {
     pub token_issues: Issued,
     pub polls_per_sec: f64,

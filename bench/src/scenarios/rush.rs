@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::SeatPicker;
 use crate::client::Api;
 use crate::events::Collector;
+use crate::resources::{CpuSplit, Processes};
 use crate::setup::User;
 use crate::stats::{Recorder, Summary};
 
@@ -28,6 +29,8 @@ pub struct Step {
     pub decisions_per_sec: f64,
     pub held: u64,
     pub sustainable: bool,
+    /// From the step's first request until its last decision was seen (or given up on).
+    pub cpu: Option<CpuSplit>,
 }
 
 /// One sent request: when it was due, how long the 202 (or refusal) took, the request id if accepted.
@@ -43,6 +46,7 @@ pub struct Rush<'a> {
     pub seats: &'a SeatPicker,
     pub step: Duration,
     pub p99_limit: Duration,
+    pub processes: &'a Processes,
 }
 
 impl Rush<'_> {
@@ -72,6 +76,7 @@ impl Rush<'_> {
         let results: Arc<Mutex<Vec<Sent>>> = Arc::default();
         let mut rng = StdRng::from_entropy();
         let mut tasks = tokio::task::JoinSet::new();
+        let cpu_before = self.processes.snapshot();
         for i in 0..total {
             let due = start + interval * i as u32;
             tokio::time::sleep_until(due.into()).await;
@@ -105,6 +110,9 @@ impl Rush<'_> {
             .collector
             .wait_for(&ids, self.p99_limit.max(Duration::from_secs(10)) * 3)
             .await as u64;
+        let cpu = cpu_before
+            .zip(self.processes.snapshot())
+            .map(|(before, after)| before.until(&after));
 
         let mut submit = Recorder::default();
         let mut decision = Recorder::default();
@@ -139,6 +147,7 @@ impl Rush<'_> {
                 && decision.p99_ms <= self.p99_limit.as_millis() as f64,
             decision,
             held,
+            cpu,
         }
     }
 }
