@@ -33,7 +33,7 @@ pub struct BenchArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "250,500,1000,1500,2000,2500,3000,3500,4000,5000,6000,7000,8000,10000,12000"
+        default_value = "250,500,1000,1500,2000,2500,3000,3500,4000,5000,6000,7000,8000,9000,10000,12000"
     )]
     pub rates: Vec<u64>,
     /// Seconds per rate step.
