@@ -1,9 +1,11 @@
 //! A small client of Seatline's public HTTP API, as the load generator uses it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 #[derive(Clone)]
@@ -13,6 +15,9 @@ pub struct Api {
     /// of the load generator's `perf` samples in the rush.
     base: Url,
     admin_token: String,
+    /// Requests in flight at once, at most, when bounded: HTTP/1.1 carries one request per
+    /// connection at a time, so this bounds the client's open connections too.
+    in_flight: Option<Arc<Semaphore>>,
 }
 
 /// An HTTP answer: status and JSON body (Null when there is none).
@@ -22,7 +27,8 @@ pub struct Answer {
 }
 
 impl Api {
-    pub fn new(base: &str, admin_token: &str) -> anyhow::Result<Self> {
+    /// `max_in_flight` 0 leaves the requests in flight (and so the connections) unbounded.
+    pub fn new(base: &str, admin_token: &str, max_in_flight: usize) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(512)
             .timeout(Duration::from_secs(60))
@@ -37,6 +43,7 @@ impl Api {
             http,
             base,
             admin_token: admin_token.to_owned(),
+            in_flight: (max_in_flight > 0).then(|| Arc::new(Semaphore::new(max_in_flight))),
         })
     }
 
@@ -48,6 +55,11 @@ impl Api {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
+        // A request waiting here is late, and its latency (counted from when it was due) shows it.
+        let _slot = match &self.in_flight {
+            Some(slots) => Some(slots.acquire().await?),
+            None => None,
+        };
         let response = request.send().await?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await?;
@@ -143,12 +155,13 @@ mod tests {
 
     #[test]
     fn request_paths_follow_the_base_urls_own_path() {
-        let bare = Api::new("http://127.0.0.1:8080", "admin").expect("a valid URL");
+        let bare = Api::new("http://127.0.0.1:8080", "admin", 0).expect("a valid URL");
         assert_eq!(
             bare.url("/reservation").as_str(),
             "http://127.0.0.1:8080/reservation"
         );
-        let prefixed = Api::new("http://127.0.0.1:8080/seatline/", "admin").expect("a valid URL");
+        let prefixed =
+            Api::new("http://127.0.0.1:8080/seatline/", "admin", 0).expect("a valid URL");
         assert_eq!(
             prefixed.url("/client/token").as_str(),
             "http://127.0.0.1:8080/seatline/client/token"
@@ -157,6 +170,6 @@ mod tests {
 
     #[test]
     fn a_base_that_is_not_a_url_is_refused() {
-        assert!(Api::new("127.0.0.1:8080", "admin").is_err());
+        assert!(Api::new("127.0.0.1:8080", "admin", 0).is_err());
     }
 }

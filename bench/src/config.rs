@@ -42,6 +42,12 @@ pub struct BenchArgs {
     /// Decision p99 above which the rush stops stepping up (and a step is not sustainable).
     #[arg(long, default_value_t = 1000)]
     pub p99_limit_ms: u64,
+    /// Requests in flight at once, and so open connections, at most (0: unbounded). A request
+    /// due while every slot is taken waits for one, and its latency counts from when it was due,
+    /// as behind a proxy that keeps a bounded pool of connections to the API. Unbounded, every
+    /// request past the API's connection cap opens a connection only to be refused.
+    #[arg(long, default_value_t = 0)]
+    pub max_http_connections: usize,
     /// Concurrent clients of the closed-loop scenarios (pay, queue, baseline-sync).
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,

@@ -32,7 +32,7 @@ use scenarios::SeatPicker;
 /// Runs the chosen scenarios and reports. Returns whether every invariant held.
 pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     let wants = |s: &str| args.scenarios.iter().any(|x| x == s);
-    let api = client::Api::new(&args.api, &args.admin_token)?;
+    let api = client::Api::new(&args.api, &args.admin_token, args.max_http_connections)?;
     let pool = seatline_shared::db::pool(&args.database)?;
     let collector = events::Collector::start(&args.kafka).await?;
     let concurrency = args.concurrency.max(1);
