@@ -152,6 +152,7 @@ impl Api {
 #[cfg(test)]
 mod tests {
     use super::Api;
+    use std::time::Duration;
 
     #[test]
     fn request_paths_follow_the_base_urls_own_path() {
@@ -171,5 +172,45 @@ mod tests {
     #[test]
     fn a_base_that_is_not_a_url_is_refused() {
         assert!(Api::new("127.0.0.1:8080", "admin", 0).is_err());
+    }
+
+    /// With one slot, a second request is not sent (no second connection is opened) until the
+    /// first is answered.
+    #[tokio::test]
+    async fn a_bounded_client_waits_for_a_free_slot_before_connecting() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = Api::new(
+            &format!("http://{}", listener.local_addr().unwrap()),
+            "admin",
+            1,
+        )
+        .expect("a valid URL");
+        let (first, second) = (api.clone(), api.clone());
+        let calls =
+            tokio::spawn(
+                async move { tokio::join!(first.token_status("a"), second.token_status("b")) },
+            );
+
+        let (mut connection, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 1024];
+        let _ = connection.read(&mut request).await.unwrap();
+        // While the first waits for its answer, the second must not connect.
+        let early = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+        assert!(
+            early.is_err(),
+            "a second connection while the only slot was taken"
+        );
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+        connection.write_all(answer).await.unwrap();
+        drop(connection);
+
+        let (mut connection, _) = listener.accept().await.unwrap();
+        let _ = connection.read(&mut request).await.unwrap();
+        connection.write_all(answer).await.unwrap();
+        drop(connection);
+        let (a, b) = calls.await.unwrap();
+        assert_eq!((a.unwrap().status, b.unwrap().status), (200, 200));
     }
 }
