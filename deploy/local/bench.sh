@@ -53,6 +53,10 @@ export RESERVATION_HOLD_TTL="${RESERVATION_HOLD_TTL:-3600s}"
 export MAX_HOLDS_PER_USER="${MAX_HOLDS_PER_USER:-1}"
 export DATABASE_MAX_CONNECTIONS="${DATABASE_MAX_CONNECTIONS:-32}"
 export RUST_LOG="${RUST_LOG:-warn}"
+# With RUST_BACKTRACE=1 in the environment, every error value would capture a backtrace: past
+# the ceiling, the load generator's refused and reset connections then showed unwinding in
+# perf. Panics still print theirs.
+export RUST_LIB_BACKTRACE="${RUST_LIB_BACKTRACE:-0}"
 
 "$bin/seatline-workers" migrate >/dev/null
 
