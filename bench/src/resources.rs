@@ -154,6 +154,12 @@ impl Processes {
             machine,
         })
     }
+
+    /// The split from `before` (a [`snapshot`](Self::snapshot) taken when the window opened)
+    /// until now.
+    pub fn split_since(&self, before: Option<CpuSnapshot>) -> Option<CpuSplit> {
+        Some(before?.until(&self.snapshot()?))
+    }
 }
 
 impl CpuSnapshot {

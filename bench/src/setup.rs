@@ -91,9 +91,7 @@ pub async fn users(
         .collect()
         .await;
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = cpu_before
-        .zip(processes.snapshot())
-        .map(|(before, after)| before.until(&after));
+    let cpu = processes.split_since(cpu_before);
     let mut recorder = Recorder::default();
     let mut users = Vec::with_capacity(n);
     for r in results {

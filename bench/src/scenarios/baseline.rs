@@ -153,9 +153,7 @@ pub async fn run(
     }
     while tasks.join_next().await.is_some() {}
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = cpu_before
-        .zip(processes.snapshot())
-        .map(|(before, after)| before.until(&after));
+    let cpu = processes.split_since(cpu_before);
     let decisions = decisions.load(Ordering::Relaxed);
     let result = BaselineResult {
         decisions,

@@ -110,9 +110,7 @@ impl Rush<'_> {
             .collector
             .wait_for(&ids, self.p99_limit.max(Duration::from_secs(10)) * 3)
             .await as u64;
-        let cpu = cpu_before
-            .zip(self.processes.snapshot())
-            .map(|(before, after)| before.until(&after));
+        let cpu = self.processes.split_since(cpu_before);
 
         let mut submit = Recorder::default();
         let mut decision = Recorder::default();
