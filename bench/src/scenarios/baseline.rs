@@ -26,7 +26,8 @@ pub struct BaselineResult {
     pub errors: u64,
     pub decisions_per_sec: f64,
     pub latency: Summary,
-    /// While the decisions ran (the pool's connecting not included).
+    /// While the decisions ran. The pool opens most of its connections lazily in that time, so
+    /// their start-up is included, as it is in the rate.
     pub cpu: Option<CpuSplit>,
 }
 
