@@ -9,7 +9,8 @@
 //! - [`connection_limit`]: open connections beyond a cap are refused with 503 at once.
 //! - [`state`]: what handlers share (pool, producer, config, token signer).
 //! - [`tokens`]: signing and verifying queue tokens.
-//! - [`hot_cache`]: admitted tokens and seat prices kept in memory, with bounded staleness.
+//! - [`hot_cache`]: admitted tokens and seat prices kept in memory, with bounded staleness;
+//!   [`token_refresher`] reads the tokens in use again in bulk before their bound runs out.
 //! - [`http`]: routes, handlers, extractors and the error mapping.
 //! - [`submit`]: publishing asynchronous requests, recording those that carry their own key.
 //! - [`request_ids`]: ids of unrecorded submissions, which prove the API issued them.
@@ -30,6 +31,7 @@ pub mod submit;
 pub mod testing;
 pub mod token_issuer;
 pub mod token_reader;
+pub mod token_refresher;
 pub mod tokens;
 pub mod waiters;
 
@@ -88,6 +90,20 @@ pub fn spawn_event_listener(
     ))
 }
 
+/// Starts the refresher of cached tokens in use; it stops when `stop` is cancelled.
+pub fn spawn_token_refresher(
+    state: &AppState,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(token_refresher::run(
+        state.cache.clone(),
+        state.db.clone(),
+        state.config.queue.clone(),
+        state.config.token_cache_ttl,
+        stop,
+    ))
+}
+
 /// Runs the API: binds `HTTP_ADDR` and serves until `shutdown`.
 pub async fn run(
     config: ApiConfig,
@@ -97,6 +113,7 @@ pub async fn run(
     let state = build_state(config).await?;
     let stop = CancellationToken::new();
     let listener_task = spawn_event_listener(&state, stop.clone());
+    let refresher_task = spawn_token_refresher(&state, stop.clone());
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -104,5 +121,6 @@ pub async fn run(
     let result = serve(listener, state, shutdown).await;
     stop.cancel();
     let _ = listener_task.await;
+    let _ = refresher_task.await;
     result
 }
