@@ -10,9 +10,8 @@ use rdkafka::consumer::StreamConsumer;
 use tokio_util::sync::CancellationToken;
 
 use seatline_shared::config::KafkaConfig;
-use seatline_shared::events::{cloud_event_type, ReceivedEvent};
+use seatline_shared::events::{Outcome, OutcomeKind};
 use seatline_shared::kafka::{self, Topic};
-use seatline_shared::messages::event_types;
 
 use crate::hot_cache::HotCache;
 use crate::waiters::Waiters;
@@ -42,19 +41,15 @@ pub async fn listen(
         };
         match received {
             Ok(message) => {
-                let Some(event) = ReceivedEvent::decode(&message) else {
+                let Some(outcome) = Outcome::decode(&message) else {
                     continue;
                 };
                 // A payment ended the payer's token: stop serving it from memory before anyone
                 // who waited for this payment can use the token again.
-                if event.event_type == cloud_event_type(event_types::PAYMENT_SUCCEEDED) {
-                    if let Some(user) = event.data["userId"].as_str().and_then(|u| u.parse().ok()) {
-                        cache.forget_user(user);
-                    }
+                if outcome.kind == OutcomeKind::PaymentSucceeded {
+                    cache.forget_user(outcome.user_id);
                 }
-                if let Some(id) = event.request_id() {
-                    waiters.wake(id);
-                }
+                waiters.wake(outcome.request_id);
             }
             Err(err) => {
                 tracing::debug!(error = %err, "event listener error");
