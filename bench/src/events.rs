@@ -7,18 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use seatline_shared::config::KafkaConfig;
-use seatline_shared::events::ReceivedEvent;
+use seatline_shared::events::Outcome;
 use seatline_shared::kafka::{self, Topic};
-use serde_json::Value;
 use uuid::Uuid;
 
-/// An outcome seen on an event topic.
-#[derive(Debug, Clone)]
+/// An outcome seen on an event topic, and when. Small and `Copy`: a run keeps one for every
+/// request it made, a million or more.
+#[derive(Debug, Clone, Copy)]
 pub struct Seen {
     pub at: Instant,
-    /// e.g. `seatline.reservation.held`.
-    pub event_type: String,
-    pub data: Value,
+    pub outcome: Outcome,
 }
 
 #[derive(Clone, Default)]
@@ -42,17 +40,11 @@ impl Collector {
                     continue;
                 };
                 let at = Instant::now();
-                if let Some(event) = ReceivedEvent::decode(&message) {
-                    if let Some(id) = event.request_id() {
-                        seen.lock()
-                            .expect("collector lock")
-                            .entry(id)
-                            .or_insert(Seen {
-                                at,
-                                event_type: event.event_type,
-                                data: event.data,
-                            });
-                    }
+                if let Some(outcome) = Outcome::decode(&message) {
+                    seen.lock()
+                        .expect("collector lock")
+                        .entry(outcome.request_id)
+                        .or_insert(Seen { at, outcome });
                 }
             }
         });
@@ -60,7 +52,7 @@ impl Collector {
     }
 
     pub fn get(&self, id: &Uuid) -> Option<Seen> {
-        self.seen.lock().expect("collector lock").get(id).cloned()
+        self.seen.lock().expect("collector lock").get(id).copied()
     }
 
     /// Waits (polling) until every id has an outcome, or `timeout`. Returns how many are missing.

@@ -23,6 +23,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use seatline_shared::events::OutcomeKind;
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
@@ -123,9 +124,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
             .expect("lock")
             .iter()
             .filter_map(|(id, user)| {
-                let seen = collector.get(id)?;
-                let reservation = seen.data["reservationId"].as_str()?.parse().ok()?;
-                (seen.event_type.ends_with("reservation.held") && paid_users.insert(*user))
+                let outcome = collector.get(id)?.outcome;
+                let reservation = outcome.reservation_id?;
+                (outcome.kind == OutcomeKind::Held && paid_users.insert(*user))
                     .then_some((*user, reservation))
             })
             .collect();

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
+use seatline_shared::events::OutcomeKind;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -58,7 +59,7 @@ pub async fn run(
         if let Some(seen) = collector.get(id) {
             completion.record(seen.at.saturating_duration_since(*t0));
             last = last.max(seen.at);
-            if seen.event_type.ends_with("payment.succeeded") {
+            if seen.outcome.kind == OutcomeKind::PaymentSucceeded {
                 paid += 1;
             } else {
                 failed += 1;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use seatline_shared::events::OutcomeKind;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -121,7 +122,7 @@ impl Rush<'_> {
             if let Some(seen) = id.and_then(|id| self.collector.get(&id)) {
                 decision.record(seen.at.saturating_duration_since(*due));
                 last_decision = last_decision.max(seen.at);
-                if seen.event_type.ends_with("reservation.held") {
+                if seen.outcome.kind == OutcomeKind::Held {
                     held += 1;
                 }
             }
