@@ -12,22 +12,19 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Issues tokens to `n` new users and admits them, as the admitter would; returns the rows.
+/// Issues tokens to `n` new users and admits them with the admitter's own round; returns the
+/// rows as read.
 async fn active_tokens(pool: &PgPool, n: usize) -> Vec<TokenView> {
     let users: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
-    let issued = queue::issue_tokens(pool, &users, &QueueConfig::default())
-        .await
-        .unwrap();
+    let config = QueueConfig::default();
+    let issued = queue::issue_tokens(pool, &users, &config).await.unwrap();
+    let admitted = queue::admit_round(pool, &config).await.unwrap().admitted;
+    assert_eq!(
+        admitted.len(),
+        n,
+        "the default settings admit a handful at once"
+    );
     let ids: Vec<Uuid> = issued.iter().map(|i| i.token.id).collect();
-    sqlx::query(
-        "UPDATE queue_tokens SET status = 'ACTIVE', activated_at = now(),
-                expires_at = now() + interval '10 minutes'
-         WHERE id = ANY($1)",
-    )
-    .bind(&ids)
-    .execute(pool)
-    .await
-    .unwrap();
     queue::token_views(pool, &ids).await.unwrap()
 }
 
@@ -46,11 +43,12 @@ async fn a_round_reads_again_only_tokens_used_and_drops_those_that_ended(pool: P
     for used in [kept, completed, lapsed] {
         assert!(served(&cache, used));
     }
-    sqlx::query("UPDATE queue_tokens SET status = 'COMPLETED' WHERE id = $1")
-        .bind(completed.id)
-        .execute(&pool)
+    // As a successful payment ends it.
+    let mut conn = pool.acquire().await.unwrap();
+    queue::complete_active_token(&mut conn, completed.user_id)
         .await
         .unwrap();
+    drop(conn);
     sqlx::query("UPDATE queue_tokens SET expires_at = now() - interval '1 second' WHERE id = $1")
         .bind(lapsed.id)
         .execute(&pool)
