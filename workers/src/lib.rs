@@ -47,14 +47,45 @@ const STATISTICS_INTERVAL: Duration = Duration::from_secs(2);
 /// Most outbox rows one relay round publishes.
 const RELAY_BATCH: i64 = 1000;
 
-/// Runs `step` every `interval` until `shutdown`. A step that overruns delays the next tick
-/// instead of bunching ticks up behind it; a step in hand finishes before shutdown is seen.
-pub async fn every<F, Fut>(interval: Duration, shutdown: &CancellationToken, mut step: F)
+/// Runs `step` at once and then every `interval` until `shutdown`. A step that overruns
+/// delays the next tick instead of bunching ticks up behind it; a step in hand finishes before
+/// shutdown is seen.
+pub async fn every<F, Fut>(interval: Duration, shutdown: &CancellationToken, step: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
 {
-    let mut ticker = tokio::time::interval(interval);
+    every_from(tokio::time::Instant::now(), interval, shutdown, step).await;
+}
+
+/// As [`every`], but the first step comes one `interval` after the start, not at once.
+pub async fn every_after_an_interval<F, Fut>(
+    interval: Duration,
+    shutdown: &CancellationToken,
+    step: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    every_from(
+        tokio::time::Instant::now() + interval,
+        interval,
+        shutdown,
+        step,
+    )
+    .await;
+}
+
+async fn every_from<F, Fut>(
+    first: tokio::time::Instant,
+    interval: Duration,
+    shutdown: &CancellationToken,
+    mut step: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval_at(first, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -174,4 +205,68 @@ pub async fn run(
     pool.close().await;
     tracing::info!("seatline-workers stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::{every, every_after_an_interval};
+
+    const INTERVAL: Duration = Duration::from_secs(3600);
+
+    /// Steps taken after `elapsed` of paused time, by `every` or, if `delayed`,
+    /// `every_after_an_interval`.
+    async fn steps_after(delayed: bool, elapsed: Duration) -> u32 {
+        let steps = Arc::new(AtomicU32::new(0));
+        let stop = CancellationToken::new();
+        let (counted, stopped) = (steps.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let step = || {
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+            };
+            if delayed {
+                every_after_an_interval(INTERVAL, &stopped, step).await;
+            } else {
+                every(INTERVAL, &stopped, step).await;
+            }
+        });
+        tokio::time::sleep(elapsed).await;
+        let taken = steps.load(Ordering::SeqCst);
+        stop.cancel();
+        task.await.unwrap();
+        taken
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_steps_at_once_and_then_each_interval() {
+        assert_eq!(steps_after(false, Duration::from_secs(1)).await, 1);
+        assert_eq!(
+            steps_after(false, INTERVAL + Duration::from_secs(1)).await,
+            2
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_after_an_interval_waits_one_before_its_first_step() {
+        assert_eq!(
+            steps_after(true, INTERVAL - Duration::from_secs(1)).await,
+            0
+        );
+        assert_eq!(
+            steps_after(true, INTERVAL + Duration::from_secs(1)).await,
+            1
+        );
+        assert_eq!(
+            steps_after(true, INTERVAL * 2 + Duration::from_secs(1)).await,
+            2
+        );
+    }
 }
