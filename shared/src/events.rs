@@ -3,11 +3,11 @@
 //! the key is the aggregate (the seat for reservation events, the payment id for payment
 //! events). The event id is in the `ce_id` header and in the data as `eventId`.
 
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::kafka::Topic;
+use crate::kafka::{header_utf8, Topic};
 use crate::messages::event_types;
 
 pub const SPEC_VERSION: &str = "1.0";
@@ -93,12 +93,7 @@ impl Outcome {
     /// every API instance and the benchmark read every event, and decoding each into a JSON
     /// tree was most of what that cost.
     pub fn decode<M: Message>(message: &M) -> Option<Self> {
-        let event_type = message
-            .headers()?
-            .iter()
-            .find(|h| h.key == headers::TYPE)?
-            .value?;
-        let kind = OutcomeKind::of_type(std::str::from_utf8(event_type).ok()?)?;
+        let kind = OutcomeKind::of_type(header_utf8(message.headers(), headers::TYPE)?)?;
         Self::from_data(kind, message.payload()?)
     }
 
@@ -212,6 +207,45 @@ mod tests {
         });
         let outcome = Outcome::from_data(OutcomeKind::PaymentFailed, &failed).unwrap();
         assert_eq!(outcome.request_id, payment);
+    }
+
+    #[test]
+    fn a_message_is_decoded_by_its_type_header() {
+        use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
+        let (request, user) = (Uuid::new_v4(), Uuid::new_v4());
+        let rejected = data(&ReservationRejected {
+            request_id: request,
+            user_id: user,
+            concert_date_id: 3,
+            seat_no: 7,
+            reason: RejectReason::SeatTaken,
+        });
+        let message = |event_type: Option<&str>| {
+            let headers = event_type.map(|t| {
+                OwnedHeaders::new().insert(Header {
+                    key: headers::TYPE,
+                    value: Some(t),
+                })
+            });
+            OwnedMessage::new(
+                Some(rejected.clone()),
+                None,
+                "events".into(),
+                Timestamp::NotAvailable,
+                0,
+                0,
+                headers,
+            )
+        };
+        let rejected_type = cloud_event_type(event_types::RESERVATION_REJECTED);
+        let outcome = Outcome::decode(&message(Some(&rejected_type))).expect("an outcome");
+        assert_eq!(
+            (outcome.kind, outcome.request_id),
+            (OutcomeKind::Rejected, request)
+        );
+        let expired_type = cloud_event_type(event_types::RESERVATION_EXPIRED);
+        assert_eq!(Outcome::decode(&message(Some(&expired_type))), None);
+        assert_eq!(Outcome::decode(&message(None)), None, "no type header");
     }
 
     #[test]

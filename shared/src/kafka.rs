@@ -264,13 +264,16 @@ pub fn make_headers<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> 
         })
 }
 
-/// The value of a header as UTF-8, if present.
-pub fn header_str<H: Headers>(headers: Option<&H>, name: &str) -> Option<String> {
-    let headers = headers?;
-    headers
+/// The value of a header as UTF-8, if present, borrowed from the message.
+pub fn header_utf8<'a, H: Headers>(headers: Option<&'a H>, name: &str) -> Option<&'a str> {
+    headers?
         .iter()
         .find(|h| h.key == name)
         .and_then(|h| h.value)
         .and_then(|v| std::str::from_utf8(v).ok())
-        .map(str::to_owned)
+}
+
+/// The value of a header as UTF-8, if present.
+pub fn header_str<H: Headers>(headers: Option<&H>, name: &str) -> Option<String> {
+    header_utf8(headers, name).map(str::to_owned)
 }
