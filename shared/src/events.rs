@@ -125,6 +125,16 @@ mod tests {
         serde_json::to_vec(event).unwrap()
     }
 
+    fn rejected_data(request: Uuid, user: Uuid) -> Vec<u8> {
+        data(&ReservationRejected {
+            request_id: request,
+            user_id: user,
+            concert_date_id: 3,
+            seat_no: 7,
+            reason: RejectReason::SeatTaken,
+        })
+    }
+
     #[test]
     fn only_outcome_events_answer_a_request() {
         assert_eq!(
@@ -172,13 +182,7 @@ mod tests {
                 reservation_id: Some(reservation),
             })
         );
-        let rejected = data(&ReservationRejected {
-            request_id: request,
-            user_id: user,
-            concert_date_id: 3,
-            seat_no: 7,
-            reason: RejectReason::SeatTaken,
-        });
+        let rejected = rejected_data(request, user);
         let outcome = Outcome::from_data(OutcomeKind::Rejected, &rejected).unwrap();
         assert_eq!(
             (outcome.request_id, outcome.reservation_id),
@@ -213,13 +217,7 @@ mod tests {
     fn a_message_is_decoded_by_its_type_header() {
         use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
         let (request, user) = (Uuid::new_v4(), Uuid::new_v4());
-        let rejected = data(&ReservationRejected {
-            request_id: request,
-            user_id: user,
-            concert_date_id: 3,
-            seat_no: 7,
-            reason: RejectReason::SeatTaken,
-        });
+        let rejected = rejected_data(request, user);
         let message = |event_type: Option<&str>| {
             let headers = event_type.map(|t| {
                 OwnedHeaders::new().insert(Header {
