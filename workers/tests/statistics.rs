@@ -89,7 +89,7 @@ async fn analyze_skips_the_payload_columns(pool: PgPool) {
     sqlx::query(
         "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, traceparent)
          SELECT gen_random_uuid(), 'reservation', g::text, 'seatline.test',
-                jsonb_build_object('n', g), '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+                json_build_object('n', g), '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
          FROM generate_series(1, 1000) AS g",
     )
     .execute(&pool)

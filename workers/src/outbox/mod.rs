@@ -23,8 +23,8 @@ pub struct NewEvent {
     pub aggregate_type: &'static str,
     pub aggregate_id: String,
     pub event_type: &'static str,
-    /// The event data, with `eventId` added.
-    pub payload: serde_json::Value,
+    /// The event data, with `eventId` added, as the JSON text that is stored and published.
+    pub payload: String,
     pub traceparent: Option<String>,
 }
 
@@ -41,6 +41,7 @@ impl NewEvent {
         if let serde_json::Value::Object(map) = &mut payload {
             map.insert("eventId".into(), serde_json::Value::String(id.to_string()));
         }
+        let payload = payload.to_string();
         Self {
             id,
             aggregate_type,
@@ -60,8 +61,8 @@ pub fn insert_sql(first: usize) -> String {
     let p = |i: usize| first + i;
     format!(
         "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, traceparent)
-         SELECT id, aggregatetype, aggregateid, type, payload, traceparent
-         FROM unnest(${}::uuid[], ${}::text[], ${}::text[], ${}::text[], ${}::jsonb[], ${}::text[])
+         SELECT id, aggregatetype, aggregateid, type, payload::json, traceparent
+         FROM unnest(${}::uuid[], ${}::text[], ${}::text[], ${}::text[], ${}::text[], ${}::text[])
               WITH ORDINALITY AS e(id, aggregatetype, aggregateid, type, payload, traceparent, n)
          ORDER BY n",
         p(0),
@@ -88,7 +89,7 @@ pub fn bind_events<'q>(
                 .collect::<Vec<_>>(),
         )
         .bind(events.iter().map(|e| e.event_type).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>())
         .bind(
             events
                 .iter()

@@ -53,7 +53,8 @@ pub struct OutboxRow {
     pub aggregateid: String,
     #[sqlx(rename = "type")]
     pub event_type: String,
-    pub payload: serde_json::Value,
+    /// The event's JSON text, published as it is.
+    pub payload: String,
     pub traceparent: Option<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -67,7 +68,7 @@ pub struct Relay {
 
 /// The columns of an [`OutboxRow`], for every query that reads them.
 pub const OUTBOX_ROW_COLUMNS: &str = "o.seq, o.txid::text::bigint AS txid, o.id, o.aggregatetype,
-    o.aggregateid, o.type, o.payload, o.traceparent, o.created_at";
+    o.aggregateid, o.type, o.payload::text AS payload, o.traceparent, o.created_at";
 
 /// The condition "published": at or before the relay's cursor.
 pub const PUBLISHED_SQL: &str = "(o.txid, o.seq) <= (SELECT txid, seq FROM outbox_relay_cursor)";
@@ -125,7 +126,6 @@ pub async fn publish(
         let ce_type = events::cloud_event_type(&row.event_type);
         let subject = format!("{}/{}", row.aggregatetype, row.aggregateid);
         let time = row.created_at.to_rfc3339_opts(SecondsFormat::Micros, true);
-        let payload = serde_json::to_vec(&row.payload)?;
         let mut hdrs = OwnedHeaders::new_with_capacity(10)
             .insert(Header {
                 key: ce::SPECVERSION,
@@ -168,7 +168,7 @@ pub async fn publish(
         }
         let record = FutureRecord::to(&topic)
             .key(&row.aggregateid)
-            .payload(&payload)
+            .payload(row.payload.as_bytes())
             .headers(hdrs);
         deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
     }
