@@ -3,14 +3,34 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use reqwest::Url;
+use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use uuid::Uuid;
+
+/// How long any request may take before it counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Idle connections kept open per client.
+const IDLE_CONNECTIONS: usize = 512;
+
+/// hyper's client, for the rush's reservations. reqwest parses every response's URL again
+/// (its redirect support keeps the final URL), so a request to a fixed URL still cost a URL
+/// parse with its host's IDNA processing: `url` and `idna` were about 4% of the load
+/// generator's `perf` samples in the rush, and reqwest's own layers another 2.6%.
+type Hyper = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
 
 #[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
+    hyper: Hyper,
+    /// `POST /reservation` under the base URL, parsed once.
+    reservation_uri: http::Uri,
     /// Parsed once, not per request: parsing every request's URL (host included) was about 6%
     /// of the load generator's `perf` samples in the rush.
     base: Url,
@@ -26,25 +46,47 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// The answer to a reservation: its status, and the request id of a 202.
+#[derive(Debug, PartialEq)]
+pub struct Submission {
+    pub status: u16,
+    pub request_id: Option<Uuid>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Accepted {
+    request_id: Uuid,
+}
+
 impl Api {
     /// `max_in_flight` 0 leaves the requests in flight (and so the connections) unbounded.
     pub fn new(base: &str, admin_token: &str, max_in_flight: usize) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(512)
-            .timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(IDLE_CONNECTIONS)
+            .timeout(REQUEST_TIMEOUT)
             .tcp_nodelay(true)
             .build()?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let hyper = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(IDLE_CONNECTIONS)
+            .build(connector);
         let base = Url::parse(base)?;
         anyhow::ensure!(
             !base.cannot_be_a_base(),
             "the API's URL must be http(s)://host[:port][/path]"
         );
-        Ok(Self {
+        let mut api = Self {
             http,
+            hyper,
+            reservation_uri: http::Uri::default(),
             base,
             admin_token: admin_token.to_owned(),
             in_flight: (max_in_flight > 0).then(|| Arc::new(Semaphore::new(max_in_flight))),
-        })
+        };
+        api.reservation_uri = api.url("/reservation").as_str().parse()?;
+        Ok(api)
     }
 
     /// The base URL with `path` (which starts with a slash) after its own path.
@@ -54,12 +96,17 @@ impl Api {
         url
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
-        // A request waiting here is late, and its latency (counted from when it was due) shows it.
-        let _slot = match &self.in_flight {
+    /// A slot for one request in flight, when they are bounded. A request waiting here is late,
+    /// and its latency (counted from when it was due) shows it.
+    async fn slot(&self) -> anyhow::Result<Option<SemaphorePermit<'_>>> {
+        Ok(match &self.in_flight {
             Some(slots) => Some(slots.acquire().await?),
             None => None,
-        };
+        })
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
+        let _slot = self.slot().await?;
         let response = request.send().await?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await?;
@@ -123,14 +170,27 @@ impl Api {
         .await
     }
 
-    pub async fn reserve(&self, token: &str, date: i64, seat: i32) -> anyhow::Result<Answer> {
-        self.send(
-            self.http
-                .post(self.url("/reservation"))
-                .bearer_auth(token)
-                .json(&json!({"concertDateId": date, "seatNo": seat})),
-        )
-        .await
+    pub async fn reserve(&self, token: &str, date: i64, seat: i32) -> anyhow::Result<Submission> {
+        let request = http::Request::post(self.reservation_uri.clone())
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(format!(
+                r#"{{"concertDateId":{date},"seatNo":{seat}}}"#
+            ))))?;
+        let _slot = self.slot().await?;
+        let (status, body) = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            let response = self.hyper.request(request).await?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await?.to_bytes();
+            anyhow::Ok((status, body))
+        })
+        .await??;
+        let request_id = if status == 202 {
+            Some(serde_json::from_slice::<Accepted>(&body)?.request_id)
+        } else {
+            None
+        };
+        Ok(Submission { status, request_id })
     }
 
     pub async fn pay(
@@ -151,7 +211,7 @@ impl Api {
 
 #[cfg(test)]
 mod tests {
-    use super::Api;
+    use super::{Api, Submission};
     use std::time::Duration;
 
     #[test]
@@ -212,5 +272,87 @@ mod tests {
         drop(connection);
         let (a, b) = calls.await.unwrap();
         assert_eq!((a.unwrap().status, b.unwrap().status), (200, 200));
+    }
+
+    /// A reservation is a POST of the seat to the base URL's `/reservation`, with the token as
+    /// a bearer; a 202's request id is read from its body, and any other answer has none.
+    #[tokio::test]
+    async fn a_reservation_posts_the_seat_and_reads_the_request_id_of_a_202() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/seatline", listener.local_addr().unwrap());
+        let api = Api::new(&base, "admin", 0).expect("a valid URL");
+        let id = uuid::Uuid::new_v4();
+        let body = format!(r#"{{"requestId":"{id}","status":"PENDING"}}"#);
+        let answers = [
+            format!(
+                "HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+            "HTTP/1.1 409 Conflict\r\ncontent-length: 2\r\n\r\n{}".to_owned(),
+        ];
+        let server = tokio::spawn(async move {
+            let (mut connection, _) = listener.accept().await.unwrap();
+            let mut requests = Vec::new();
+            for answer in answers {
+                // Until the head and as many body bytes as it announces have arrived.
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = connection.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "the client closed mid-request");
+                    request.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&request).to_lowercase();
+                    let Some(head_end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length: usize = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .map_or(0, |n| n.trim().parse().unwrap());
+                    if request.len() >= head_end + 4 + length {
+                        break;
+                    }
+                }
+                requests.push(String::from_utf8_lossy(&request).into_owned());
+                connection.write_all(answer.as_bytes()).await.unwrap();
+            }
+            requests
+        });
+
+        let accepted = api.reserve("t0k3n", 7, 42).await.unwrap();
+        let refused = api.reserve("t0k3n", 7, 42).await.unwrap();
+        assert_eq!(
+            accepted,
+            Submission {
+                status: 202,
+                request_id: Some(id)
+            }
+        );
+        assert_eq!(
+            refused,
+            Submission {
+                status: 409,
+                request_id: None
+            }
+        );
+        let request = server.await.unwrap().remove(0).to_lowercase();
+        assert!(
+            request.starts_with("post /seatline/reservation http/1.1\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.contains("authorization: bearer t0k3n\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.contains("content-type: application/json\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.ends_with(r#"{"concertdateid":7,"seatno":42}"#),
+            "{request}"
+        );
     }
 }

@@ -92,12 +92,7 @@ impl Rush<'_> {
             tasks.spawn(async move {
                 let answer = api.reserve(&token, date, seat).await;
                 let latency = due.elapsed();
-                let id = match answer {
-                    Ok(a) if a.status == 202 => a.body["requestId"]
-                        .as_str()
-                        .and_then(|s| s.parse::<Uuid>().ok()),
-                    _ => None,
-                };
+                let id = answer.ok().and_then(|a| a.request_id);
                 if let Some(id) = id {
                     accepted.lock().expect("lock").push((id, user_index));
                 }
