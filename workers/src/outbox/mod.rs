@@ -89,7 +89,12 @@ pub fn bind_events<'q>(
                 .collect::<Vec<_>>(),
         )
         .bind(events.iter().map(|e| e.event_type).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.payload.as_str())
+                .collect::<Vec<_>>(),
+        )
         .bind(
             events
                 .iter()
