@@ -167,33 +167,6 @@ impl TestApp {
     }
 }
 
-/// Reads one HTTP/1.1 response with a `content-length` body from a raw connection, for tests
-/// of the served app over a real socket. Returns the head, lower-cased, and the body.
-pub async fn read_response(connection: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
-    use tokio::io::AsyncReadExt;
-
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = connection.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed mid-response");
-        buffer.extend_from_slice(&chunk[..n]);
-        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length: "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        if buffer.len() >= end + 4 + length {
-            let body = buffer[end + 4..end + 4 + length].to_vec();
-            return (head, body);
-        }
-    }
-}
-
 /// Asserts that the server closes a raw connection, sending nothing more, within 5 s.
 pub async fn assert_closed_by_server(connection: &mut tokio::net::TcpStream) {
     use tokio::io::AsyncReadExt;

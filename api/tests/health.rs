@@ -1,9 +1,10 @@
 //! Readiness against the real services, and naming the dependency that is down.
 
 use axum::http::{Method, StatusCode};
-use seatline_api::testing::{assert_closed_by_server, config_with, read_response, TestApp};
+use seatline_api::testing::{assert_closed_by_server, config_with, TestApp};
 use seatline_shared::config::DatabaseConfig;
 use seatline_shared::testing;
+use seatline_shared::testing::read_http_message;
 use sqlx::PgPool;
 
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
@@ -87,7 +88,7 @@ async fn the_server_answers_over_tcp_and_stops_on_shutdown(pool: PgPool) {
             .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
             .await
             .unwrap();
-        let (head, _) = read_response(&mut connection).await;
+        let (head, _) = read_http_message(&mut connection).await;
         assert!(head.starts_with(&expected.to_lowercase()), "{path}: {head}");
         if expected.contains("404") {
             assert!(

@@ -7,7 +7,8 @@ use std::task::Poll;
 use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, StatusCode};
 use futures::SinkExt;
-use seatline_api::testing::{assert_closed_by_server, read_response, TestApp};
+use seatline_api::testing::{assert_closed_by_server, TestApp};
+use seatline_shared::testing::read_http_message;
 use serde_json::json;
 use sqlx::PgPool;
 use tower::ServiceExt;
@@ -100,12 +101,12 @@ async fn a_connection_beyond_the_cap_is_refused_at_once(pool: PgPool) {
 
     let mut first = TcpStream::connect(addr).await.unwrap();
     first.write_all(get).await.unwrap();
-    let (head, _) = read_response(&mut first).await;
+    let (head, _) = read_http_message(&mut first).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
 
     let mut second = TcpStream::connect(addr).await.unwrap();
     second.write_all(get).await.unwrap();
-    let (head, body) = read_response(&mut second).await;
+    let (head, body) = read_http_message(&mut second).await;
     assert!(head.starts_with("http/1.1 503"), "{head}");
     assert!(
         head.contains("content-type: application/problem+json"),
@@ -119,7 +120,7 @@ async fn a_connection_beyond_the_cap_is_refused_at_once(pool: PgPool) {
 
     // The first connection still works, and its slot is reused once it closes.
     first.write_all(get).await.unwrap();
-    assert!(read_response(&mut first)
+    assert!(read_http_message(&mut first)
         .await
         .0
         .starts_with("http/1.1 200"));
@@ -130,7 +131,7 @@ async fn a_connection_beyond_the_cap_is_refused_at_once(pool: PgPool) {
         || async move {
             let mut third = TcpStream::connect(addr).await.ok()?;
             third.write_all(get).await.ok()?;
-            let (head, _) = read_response(&mut third).await;
+            let (head, _) = read_http_message(&mut third).await;
             head.starts_with("http/1.1 200").then_some(())
         },
     )

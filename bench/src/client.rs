@@ -278,7 +278,8 @@ mod tests {
     /// a bearer; a 202's request id is read from its body, and any other answer has none.
     #[tokio::test]
     async fn a_reservation_posts_the_seat_and_reads_the_request_id_of_a_202() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use seatline_shared::testing::read_http_message;
+        use tokio::io::AsyncWriteExt;
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}/seatline", listener.local_addr().unwrap());
@@ -296,26 +297,8 @@ mod tests {
             let (mut connection, _) = listener.accept().await.unwrap();
             let mut requests = Vec::new();
             for answer in answers {
-                // Until the head and as many body bytes as it announces have arrived.
-                let mut request = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let n = connection.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "the client closed mid-request");
-                    request.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&request).to_lowercase();
-                    let Some(head_end) = text.find("\r\n\r\n") else {
-                        continue;
-                    };
-                    let length: usize = text
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length: "))
-                        .map_or(0, |n| n.trim().parse().unwrap());
-                    if request.len() >= head_end + 4 + length {
-                        break;
-                    }
-                }
-                requests.push(String::from_utf8_lossy(&request).into_owned());
+                let (head, body) = read_http_message(&mut connection).await;
+                requests.push(format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body)));
                 connection.write_all(answer.as_bytes()).await.unwrap();
             }
             requests

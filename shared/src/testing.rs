@@ -1,6 +1,6 @@
 //! Test support (feature `testing`): connections to the real local services from the
-//! environment, random topic and group names per test, polling with a deadline, and the rows
-//! most tests start from.
+//! environment, random topic and group names per test, polling with a deadline, the rows
+//! most tests start from, and reading an HTTP message off a raw socket.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -82,4 +82,32 @@ pub async fn user(pool: &PgPool) -> Uuid {
         .await
         .unwrap();
     id
+}
+
+/// Reads one HTTP/1.1 message (a request or a response) with a `content-length` body, or none,
+/// from a raw connection, for tests of HTTP over a real socket. Returns the head, lower-cased,
+/// and the body.
+pub async fn read_http_message(connection: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = connection.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed mid-message");
+        buffer.extend_from_slice(&chunk[..n]);
+        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if buffer.len() >= end + 4 + length {
+            let body = buffer[end + 4..end + 4 + length].to_vec();
+            return (head, body);
+        }
+    }
 }
