@@ -219,24 +219,40 @@ pub async fn issue_tokens(
     sorted.sort_unstable();
     sorted.dedup();
     let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO users (id) SELECT * FROM unnest($1::uuid[]) ON CONFLICT (id) DO NOTHING",
+    let created: Vec<(Uuid,)> = sqlx::query_as(
+        "INSERT INTO users (id) SELECT * FROM unnest($1::uuid[]) ON CONFLICT (id) DO NOTHING
+         RETURNING id",
     )
-    .bind(&sorted)
-    .execute(&mut *tx)
-    .await?;
-    // Serialises concurrent requests of one user, so two cannot both take a place. Sorted, so
-    // concurrent batches cannot deadlock. (NO KEY: rows referencing the user need not wait.)
-    sqlx::query("SELECT 1 FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
-        .bind(&sorted)
-        .execute(&mut *tx)
-        .await?;
-    let existing = sqlx::query_as::<_, TokenView>(&format!(
-        "{TOKEN_VIEW_SQL} WHERE t.user_id = ANY($1) AND t.status IN ('WAITING', 'ACTIVE')"
-    ))
     .bind(&sorted)
     .fetch_all(&mut *tx)
     .await?;
+    // A user this transaction created is its own until it commits: a concurrent insert of the
+    // same id waits for that, then finds the user known, and nobody else can hold a token for
+    // it. So only users known before need the lock and the look for a live token, which on
+    // sale day, when most arrivals are first contacts, is the smaller part.
+    let created: HashSet<Uuid> = created.into_iter().map(|(id,)| id).collect();
+    let known: Vec<Uuid> = sorted
+        .iter()
+        .copied()
+        .filter(|user| !created.contains(user))
+        .collect();
+    let existing = if known.is_empty() {
+        Vec::new()
+    } else {
+        // Serialises concurrent requests of one user, so two cannot both take a place. Sorted,
+        // so concurrent batches cannot deadlock. (NO KEY: rows referencing the user need not
+        // wait.)
+        sqlx::query("SELECT 1 FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+            .bind(&known)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query_as::<_, TokenView>(&format!(
+            "{TOKEN_VIEW_SQL} WHERE t.user_id = ANY($1) AND t.status IN ('WAITING', 'ACTIVE')"
+        ))
+        .bind(&known)
+        .fetch_all(&mut *tx)
+        .await?
+    };
     let mut tokens: HashMap<Uuid, Issued> = HashMap::with_capacity(sorted.len());
     for token in existing {
         if token.is_live(config) {

@@ -103,6 +103,42 @@ async fn a_batch_of_arrivals_takes_places_in_order_once_per_user(pool: PgPool) {
     assert_eq!((tokens, last_seq), (4, 4), "no gap and no extra token");
 }
 
+/// Batches issued at once for the same users, none of whom existed, give each user one token
+/// and one place: a batch that did not create a user waits for the one that did, then returns
+/// its token.
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn concurrent_batches_for_the_same_new_users_give_each_one_token(pool: PgPool) {
+    let config = QueueConfig::default();
+    let users: Vec<Uuid> = (0..200).map(|_| Uuid::new_v4()).collect();
+    let mut batches = tokio::task::JoinSet::new();
+    for shift in [0, 50, 100, 150] {
+        let (pool, config) = (pool.clone(), config.clone());
+        // The same users, each batch in another order.
+        let mut mine = users.clone();
+        mine.rotate_left(shift);
+        batches.spawn(async move { queue::issue_tokens(&pool, &mine, &config).await.unwrap() });
+    }
+    let mut token_of: std::collections::HashMap<Uuid, Uuid> = Default::default();
+    let mut created = 0;
+    while let Some(issued) = batches.join_next().await {
+        for issued in issued.unwrap() {
+            created += usize::from(issued.created);
+            let token = *token_of
+                .entry(issued.token.user_id)
+                .or_insert(issued.token.id);
+            assert_eq!(token, issued.token.id, "two tokens for one user");
+        }
+    }
+    assert_eq!(created, users.len(), "each user's token created once");
+    let (tokens, last_seq): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM queue_tokens), (SELECT last_seq FROM queue_state)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((tokens, last_seq), (200, 200), "no gap and no extra token");
+}
+
 /// Rounds count ACTIVE tokens only when someone waits (the count reads an index entry per
 /// token), and never past `max_active`; a waiter who arrives later is still admitted.
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
