@@ -53,7 +53,9 @@ pub struct OutboxRow {
     pub aggregateid: String,
     #[sqlx(rename = "type")]
     pub event_type: String,
-    /// The event's JSON text, published as it is.
+    /// The event's JSON text, published as it is. (Rows written while the column was `jsonb`
+    /// hold jsonb's spelling of the same JSON, with spaces after the separators, so replaying
+    /// them publishes the same data spelled that way.)
     pub payload: String,
     pub traceparent: Option<String>,
     pub created_at: DateTime<Utc>,
