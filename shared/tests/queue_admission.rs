@@ -94,13 +94,20 @@ async fn a_batch_of_arrivals_takes_places_in_order_once_per_user(pool: PgPool) {
     let positions: Vec<i64> = issued.iter().map(|i| i.token.position).collect();
     assert_eq!(positions, vec![2, 3, 1, 2, 4]);
 
-    let (tokens, last_seq): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM queue_tokens), (SELECT last_seq FROM queue_state)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!((tokens, last_seq), (4, 4), "no gap and no extra token");
+    assert_eq!(
+        tokens_and_last_seq(&pool).await,
+        (4, 4),
+        "no gap and no extra token"
+    );
+}
+
+/// Tokens issued in all, and the last place taken: equal when no place was skipped or taken
+/// twice.
+async fn tokens_and_last_seq(pool: &PgPool) -> (i64, i64) {
+    sqlx::query_as("SELECT (SELECT count(*) FROM queue_tokens), (SELECT last_seq FROM queue_state)")
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 /// Batches issued at once for the same users, none of whom existed, give each user one token
@@ -130,13 +137,11 @@ async fn concurrent_batches_for_the_same_new_users_give_each_one_token(pool: PgP
         }
     }
     assert_eq!(created, users.len(), "each user's token created once");
-    let (tokens, last_seq): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM queue_tokens), (SELECT last_seq FROM queue_state)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!((tokens, last_seq), (200, 200), "no gap and no extra token");
+    assert_eq!(
+        tokens_and_last_seq(&pool).await,
+        (200, 200),
+        "no gap and no extra token"
+    );
 }
 
 /// Rounds count ACTIVE tokens only when someone waits (the count reads an index entry per
