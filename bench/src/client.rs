@@ -59,6 +59,13 @@ struct Accepted {
     request_id: Uuid,
 }
 
+/// `base` with `path` (which starts with a slash) after its own path.
+fn under(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    url.set_path(&format!("{}{path}", base.path().trim_end_matches('/')));
+    url
+}
+
 impl Api {
     /// `max_in_flight` 0 leaves the requests in flight (and so the connections) unbounded.
     pub fn new(base: &str, admin_token: &str, max_in_flight: usize) -> anyhow::Result<Self> {
@@ -77,23 +84,18 @@ impl Api {
             !base.cannot_be_a_base(),
             "the API's URL must be http(s)://host[:port][/path]"
         );
-        let mut api = Self {
+        Ok(Self {
             http,
             hyper,
-            reservation_uri: http::Uri::default(),
+            reservation_uri: under(&base, "/reservation").as_str().parse()?,
             base,
             admin_token: admin_token.to_owned(),
             in_flight: (max_in_flight > 0).then(|| Arc::new(Semaphore::new(max_in_flight))),
-        };
-        api.reservation_uri = api.url("/reservation").as_str().parse()?;
-        Ok(api)
+        })
     }
 
-    /// The base URL with `path` (which starts with a slash) after its own path.
     fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        url.set_path(&format!("{}{path}", self.base.path().trim_end_matches('/')));
-        url
+        under(&self.base, path)
     }
 
     /// A slot for one request in flight, when they are bounded. A request waiting here is late,
