@@ -44,8 +44,9 @@ pub fn install() -> PrometheusHandle {
 
 /// Folds the recorded histogram samples into their buckets every `interval`. A recorder built
 /// without an exporter keeps every sample until something renders it, so an API that nobody
-/// scraped grew by eight bytes per sample (two or so per request), without bound. A thread of its own, not
-/// a task: the recorder lives as long as the process, whichever runtime installed it.
+/// scraped grew by eight bytes per sample (two or so per request), without bound. A thread of
+/// its own, not a task: the recorder lives as long as the process, whichever runtime installed
+/// it.
 fn spawn_upkeep(handle: PrometheusHandle, interval: Duration) {
     let spawned = std::thread::Builder::new()
         .name("metrics-upkeep".into())
