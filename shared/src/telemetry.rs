@@ -27,11 +27,12 @@ pub fn init(config: &TelemetryConfig) {
 pub fn traceparent_or_new(incoming: Option<&str>) -> String {
     match incoming {
         Some(tp) if is_valid_traceparent(tp) => tp.to_ascii_lowercase(),
-        _ => {
-            let trace = uuid::Uuid::new_v4().simple().to_string();
-            let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
-            format!("00-{trace}-{span}-01")
-        }
+        // Random UUIDs carry a version digit, so neither id can be all zeros, which W3C forbids.
+        _ => format!(
+            "00-{}-{:016x}-01",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().as_u64_pair().0
+        ),
     }
 }
 
@@ -72,5 +73,8 @@ mod tests {
             assert!(is_valid_traceparent(&made), "{made}");
             assert_ne!(made, bad);
         }
+        let (first, second) = (traceparent_or_new(None), traceparent_or_new(None));
+        assert!(is_valid_traceparent(&first), "{first}");
+        assert_ne!(trace_id(&first), trace_id(&second));
     }
 }
