@@ -132,6 +132,17 @@ async fn every_bad_input_is_a_problem_and_writes_nothing(pool: PgPool) {
             ),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
+        // A field given twice is ambiguous: refused, not read as its last value.
+        (
+            raw(
+                Method::PATCH,
+                &charge,
+                Some(&token),
+                json,
+                r#"{"amount": 1, "amount": 2}"#,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         (
             raw(Method::PATCH, &charge, Some(&token), json, "[1]"),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -254,6 +265,23 @@ async fn a_wrongly_typed_field_is_named_in_the_problem(pool: PgPool) {
         detail.starts_with("invalid body: missing field"),
         "{detail}"
     );
+}
+
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn an_object_with_whitespace_around_it_is_read(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let (user, token) = app.new_user().await;
+    let reply = app
+        .send(raw(
+            Method::PATCH,
+            &format!("/user/{user}/charge"),
+            Some(&token),
+            Some("application/json"),
+            " \n\t{\"amount\": 700}\n ",
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["balance"], 700);
 }
 
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]

@@ -4,6 +4,7 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
 use super::error::ApiError;
 
@@ -20,15 +21,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
-        if !value.is_object() {
+        // axum checks the content type, the size and the syntax; the body is kept as its text,
+        // not a tree of maps and strings that the typed read below would only walk again.
+        let axum::Json(raw) = axum::Json::<Box<RawValue>>::from_request(req, state).await?;
+        if !raw.get().starts_with('{') {
             return Err(ApiError::Unprocessable(
                 "the body must be a JSON object".into(),
             ));
         }
         // The path names the offending field (`seatNo: invalid type ...`); serde_json's own
-        // error does not once the body has been read into a Value.
-        serde_path_to_error::deserialize(value)
+        // error gives only the position.
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
             .map(Json)
             .map_err(|err| {
                 let path = err.path().to_string();
