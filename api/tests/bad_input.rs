@@ -48,6 +48,17 @@ fn raw(
     builder.body(body.into()).unwrap()
 }
 
+/// A JSON charge request with `body` as it is, for the tests of how bodies are read.
+fn charge_with_body(user: impl std::fmt::Display, token: &str, body: &str) -> Request<Body> {
+    raw(
+        Method::PATCH,
+        &format!("/user/{user}/charge"),
+        Some(token),
+        Some("application/json"),
+        body.to_owned(),
+    )
+}
+
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
 async fn every_bad_input_is_a_problem_and_writes_nothing(pool: PgPool) {
     let app = TestApp::new(pool.clone()).await;
@@ -238,13 +249,7 @@ async fn a_wrongly_typed_field_is_named_in_the_problem(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let (user, token) = app.new_user().await;
     let reply = app
-        .send(raw(
-            Method::PATCH,
-            &format!("/user/{user}/charge"),
-            Some(&token),
-            Some("application/json"),
-            r#"{"amount": "1"}"#,
-        ))
+        .send(charge_with_body(user, &token, r#"{"amount": "1"}"#))
         .await;
     reply.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
     let detail = reply.body["detail"].as_str().unwrap();
@@ -272,13 +277,7 @@ async fn an_object_with_whitespace_around_it_is_read(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let (user, token) = app.new_user().await;
     let reply = app
-        .send(raw(
-            Method::PATCH,
-            &format!("/user/{user}/charge"),
-            Some(&token),
-            Some("application/json"),
-            " \n\t{\"amount\": 700}\n ",
-        ))
+        .send(charge_with_body(user, &token, " \n\t{\"amount\": 700}\n "))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(reply.body["balance"], 700);
