@@ -145,6 +145,20 @@ impl Report {
                 _ => println!("sustainable: none of the offered rates"),
             }
             for s in &self.rush {
+                if let Some((worst, submit, decision)) = s.worst_second() {
+                    println!(
+                        "{:>9}/s: worst second +{}: submit p99 {:.1} ms, decision p99 {:.1} ms, {} refused; the others' p99 at most {:.1} ms / {:.1} ms",
+                        s.offered_per_sec,
+                        worst.second,
+                        worst.submit_p99_ms,
+                        worst.decision_p99_ms,
+                        worst.refused,
+                        submit,
+                        decision
+                    );
+                }
+            }
+            for s in &self.rush {
                 if let Some(cpu) = &s.cpu {
                     let decided = s.accepted - s.undecided;
                     println!(

@@ -32,6 +32,46 @@ pub struct Step {
     pub sustainable: bool,
     /// From the step's first request until its last decision was seen (or given up on).
     pub cpu: Option<CpuSplit>,
+    /// The step second by second, by when each request was due: whether a step's p99 comes
+    /// from one stalled second or from all of them.
+    pub seconds: Vec<StepSecond>,
+}
+
+/// The requests of one second of a step (those due in it).
+#[derive(Debug, Clone, Serialize)]
+pub struct StepSecond {
+    /// Seconds from the step's start.
+    pub second: u64,
+    pub sent: u64,
+    pub refused: u64,
+    pub submit_p99_ms: f64,
+    /// Of the requests of this second that were decided.
+    pub decision_p99_ms: f64,
+}
+
+impl Step {
+    /// The second with the highest submit p99, and the highest submit and decision p99 of all
+    /// the others: how far one second stands out.
+    pub fn worst_second(&self) -> Option<(&StepSecond, f64, f64)> {
+        let worst = self
+            .seconds
+            .iter()
+            .max_by(|a, b| a.submit_p99_ms.total_cmp(&b.submit_p99_ms))?;
+        let others = self.seconds.iter().filter(|s| s.second != worst.second);
+        let (submit, decision) = others.fold((0.0f64, 0.0f64), |(s, d), o| {
+            (s.max(o.submit_p99_ms), d.max(o.decision_p99_ms))
+        });
+        Some((worst, submit, decision))
+    }
+}
+
+/// Per-second latency recorders of one step.
+#[derive(Default)]
+struct SecondRecorder {
+    sent: u64,
+    refused: u64,
+    submit: Recorder,
+    decision: Recorder,
 }
 
 /// One sent request: when it was due, how long the 202 (or refusal) took, the request id if accepted.
@@ -112,10 +152,21 @@ impl Rush<'_> {
         let mut decision = Recorder::default();
         let mut last_decision = start;
         let mut held = 0;
+        let mut seconds: Vec<SecondRecorder> = Vec::new();
         for (due, latency, id) in &results {
             submit.record(*latency);
+            let index = due.saturating_duration_since(start).as_secs() as usize;
+            if seconds.len() <= index {
+                seconds.resize_with(index + 1, SecondRecorder::default);
+            }
+            let second = &mut seconds[index];
+            second.sent += 1;
+            second.refused += u64::from(id.is_none());
+            second.submit.record(*latency);
             if let Some(seen) = id.and_then(|id| self.collector.get(&id)) {
-                decision.record(seen.at.saturating_duration_since(*due));
+                let decided_after = seen.at.saturating_duration_since(*due);
+                decision.record(decided_after);
+                second.decision.record(decided_after);
                 last_decision = last_decision.max(seen.at);
                 if seen.outcome.kind == OutcomeKind::Held {
                     held += 1;
@@ -142,6 +193,69 @@ impl Rush<'_> {
             decision,
             held,
             cpu,
+            seconds: seconds
+                .iter()
+                .enumerate()
+                .map(|(second, r)| StepSecond {
+                    second: second as u64,
+                    sent: r.sent,
+                    refused: r.refused,
+                    submit_p99_ms: r.submit.summary().p99_ms,
+                    decision_p99_ms: r.decision.summary().p99_ms,
+                })
+                .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Step, StepSecond};
+    use crate::stats::Summary;
+
+    fn second(second: u64, submit_p99_ms: f64, decision_p99_ms: f64) -> StepSecond {
+        StepSecond {
+            second,
+            sent: 100,
+            refused: 0,
+            submit_p99_ms,
+            decision_p99_ms,
+        }
+    }
+
+    fn step(seconds: Vec<StepSecond>) -> Step {
+        Step {
+            offered_per_sec: 100,
+            sent: 100 * seconds.len() as u64,
+            accepted: 100 * seconds.len() as u64,
+            refused: 0,
+            undecided: 0,
+            submit: Summary::default(),
+            decision: Summary::default(),
+            decisions_per_sec: 100.0,
+            held: 0,
+            sustainable: true,
+            cpu: None,
+            seconds,
+        }
+    }
+
+    /// The worst second is the one with the highest submit p99; the others' highest submit and
+    /// decision p99 are taken from every other second, whichever second each comes from.
+    #[test]
+    fn the_worst_second_is_set_against_the_highest_p99s_of_the_others() {
+        let s = step(vec![
+            second(0, 12.0, 90.0),
+            second(1, 80.0, 70.0),
+            second(2, 15.0, 60.0),
+        ]);
+        let (worst, submit, decision) = s.worst_second().expect("three seconds");
+        assert_eq!(worst.second, 1);
+        assert_eq!((submit, decision), (15.0, 90.0));
+    }
+
+    #[test]
+    fn a_step_without_seconds_has_no_worst_second() {
+        assert!(step(Vec::new()).worst_second().is_none());
     }
 }
