@@ -8,7 +8,12 @@ use serde::Serialize;
 
 use crate::invariants::Invariants;
 use crate::resources::Usage;
-use crate::scenarios::{baseline::BaselineResult, pay::PayResult, queue::QueueResult, rush::Step};
+use crate::scenarios::{
+    baseline::BaselineResult,
+    pay::PayResult,
+    queue::QueueResult,
+    rush::{Step, StepSecond},
+};
 
 /// Reads one latency figure of a rush step, for a plotted series.
 type StepValue = fn(&Step) -> f64;
@@ -145,16 +150,19 @@ impl Report {
                 _ => println!("sustainable: none of the offered rates"),
             }
             for s in &self.rush {
-                if let Some((worst, submit, decision)) = s.worst_second() {
+                if !s.seconds.is_empty() {
+                    let p99s = |p99: fn(&StepSecond) -> f64| {
+                        s.seconds
+                            .iter()
+                            .map(|second| format!("{:.0}", p99(second)))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    };
                     println!(
-                        "{:>9}/s: worst second +{}: submit p99 {:.1} ms, decision p99 {:.1} ms, {} refused; the others' p99 at most {:.1} ms / {:.1} ms",
+                        "{:>9}/s by second: submit p99 {} ms; decision p99 {} ms",
                         s.offered_per_sec,
-                        worst.second,
-                        worst.submit_p99_ms,
-                        worst.decision_p99_ms,
-                        worst.refused,
-                        submit,
-                        decision
+                        p99s(|second| second.submit_p99_ms),
+                        p99s(|second| second.decision_p99_ms)
                     );
                 }
             }

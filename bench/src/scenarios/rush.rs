@@ -49,22 +49,6 @@ pub struct StepSecond {
     pub decision_p99_ms: f64,
 }
 
-impl Step {
-    /// The second with the highest submit p99, and the highest submit and decision p99 of all
-    /// the others: how far one second stands out.
-    pub fn worst_second(&self) -> Option<(&StepSecond, f64, f64)> {
-        let worst = self
-            .seconds
-            .iter()
-            .max_by(|a, b| a.submit_p99_ms.total_cmp(&b.submit_p99_ms))?;
-        let others = self.seconds.iter().filter(|s| s.second != worst.second);
-        let (submit, decision) = others.fold((0.0f64, 0.0f64), |(s, d), o| {
-            (s.max(o.submit_p99_ms), d.max(o.decision_p99_ms))
-        });
-        Some((worst, submit, decision))
-    }
-}
-
 /// Per-second latency recorders of one step.
 #[derive(Default)]
 struct SecondRecorder {
@@ -72,6 +56,40 @@ struct SecondRecorder {
     refused: u64,
     submit: Recorder,
     decision: Recorder,
+}
+
+/// The requests of a step that started at `start`, second by second of when each was due;
+/// `decided_at` says when an accepted request's outcome was seen, if it was.
+fn by_second(
+    start: Instant,
+    results: &[Sent],
+    decided_at: impl Fn(&Uuid) -> Option<Instant>,
+) -> Vec<StepSecond> {
+    let mut seconds: Vec<SecondRecorder> = Vec::new();
+    for (due, latency, id) in results {
+        let index = due.saturating_duration_since(start).as_secs() as usize;
+        if seconds.len() <= index {
+            seconds.resize_with(index + 1, SecondRecorder::default);
+        }
+        let second = &mut seconds[index];
+        second.sent += 1;
+        second.refused += u64::from(id.is_none());
+        second.submit.record(*latency);
+        if let Some(at) = id.as_ref().and_then(&decided_at) {
+            second.decision.record(at.saturating_duration_since(*due));
+        }
+    }
+    seconds
+        .iter()
+        .enumerate()
+        .map(|(second, r)| StepSecond {
+            second: second as u64,
+            sent: r.sent,
+            refused: r.refused,
+            submit_p99_ms: r.submit.summary().p99_ms,
+            decision_p99_ms: r.decision.summary().p99_ms,
+        })
+        .collect()
 }
 
 /// One sent request: when it was due, how long the 202 (or refusal) took, the request id if accepted.
@@ -152,21 +170,10 @@ impl Rush<'_> {
         let mut decision = Recorder::default();
         let mut last_decision = start;
         let mut held = 0;
-        let mut seconds: Vec<SecondRecorder> = Vec::new();
         for (due, latency, id) in &results {
             submit.record(*latency);
-            let index = due.saturating_duration_since(start).as_secs() as usize;
-            if seconds.len() <= index {
-                seconds.resize_with(index + 1, SecondRecorder::default);
-            }
-            let second = &mut seconds[index];
-            second.sent += 1;
-            second.refused += u64::from(id.is_none());
-            second.submit.record(*latency);
             if let Some(seen) = id.and_then(|id| self.collector.get(&id)) {
-                let decided_after = seen.at.saturating_duration_since(*due);
-                decision.record(decided_after);
-                second.decision.record(decided_after);
+                decision.record(seen.at.saturating_duration_since(*due));
                 last_decision = last_decision.max(seen.at);
                 if seen.outcome.kind == OutcomeKind::Held {
                     held += 1;
@@ -193,69 +200,52 @@ impl Rush<'_> {
             decision,
             held,
             cpu,
-            seconds: seconds
-                .iter()
-                .enumerate()
-                .map(|(second, r)| StepSecond {
-                    second: second as u64,
-                    sent: r.sent,
-                    refused: r.refused,
-                    submit_p99_ms: r.submit.summary().p99_ms,
-                    decision_p99_ms: r.decision.summary().p99_ms,
-                })
-                .collect(),
+            seconds: by_second(start, &results, |id| {
+                self.collector.get(id).map(|seen| seen.at)
+            }),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Step, StepSecond};
-    use crate::stats::Summary;
+    use std::time::{Duration, Instant};
 
-    fn second(second: u64, submit_p99_ms: f64, decision_p99_ms: f64) -> StepSecond {
-        StepSecond {
-            second,
-            sent: 100,
-            refused: 0,
-            submit_p99_ms,
-            decision_p99_ms,
-        }
-    }
+    use uuid::Uuid;
 
-    fn step(seconds: Vec<StepSecond>) -> Step {
-        Step {
-            offered_per_sec: 100,
-            sent: 100 * seconds.len() as u64,
-            accepted: 100 * seconds.len() as u64,
-            refused: 0,
-            undecided: 0,
-            submit: Summary::default(),
-            decision: Summary::default(),
-            decisions_per_sec: 100.0,
-            held: 0,
-            sustainable: true,
-            cpu: None,
-            seconds,
-        }
-    }
+    use super::by_second;
 
-    /// The worst second is the one with the highest submit p99; the others' highest submit and
-    /// decision p99 are taken from every other second, whichever second each comes from.
+    /// Requests fall in the second they were due in; a refused one counts as sent and refused,
+    /// and only decided ones count towards the decision p99.
     #[test]
-    fn the_worst_second_is_set_against_the_highest_p99s_of_the_others() {
-        let s = step(vec![
-            second(0, 12.0, 90.0),
-            second(1, 80.0, 70.0),
-            second(2, 15.0, 60.0),
-        ]);
-        let (worst, submit, decision) = s.worst_second().expect("three seconds");
-        assert_eq!(worst.second, 1);
-        assert_eq!((submit, decision), (15.0, 90.0));
-    }
-
-    #[test]
-    fn a_step_without_seconds_has_no_worst_second() {
-        assert!(step(Vec::new()).worst_second().is_none());
+    fn requests_are_counted_in_the_second_they_were_due_in() {
+        let start = Instant::now();
+        let (early, late, undecided) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let ms = Duration::from_millis;
+        let results = vec![
+            (start + ms(200), ms(5), Some(early)),
+            (start + ms(1_500), ms(40), Some(late)),
+            (start + ms(1_700), ms(9), None),
+            (start + ms(1_900), ms(7), Some(undecided)),
+        ];
+        let decided = |id: &Uuid| {
+            if *id == early {
+                Some(start + ms(250))
+            } else if *id == late {
+                Some(start + ms(1_600))
+            } else {
+                None
+            }
+        };
+        let seconds = by_second(start, &results, decided);
+        assert_eq!(seconds.len(), 2);
+        let (first, second) = (&seconds[0], &seconds[1]);
+        assert_eq!((first.second, first.sent, first.refused), (0, 1, 0));
+        assert_eq!((second.second, second.sent, second.refused), (1, 3, 1));
+        // HDR histograms keep three significant digits.
+        assert!((first.submit_p99_ms - 5.0).abs() < 0.01, "{first:?}");
+        assert!((first.decision_p99_ms - 50.0).abs() < 0.1, "{first:?}");
+        assert!((second.submit_p99_ms - 40.0).abs() < 0.1, "{second:?}");
+        assert!((second.decision_p99_ms - 100.0).abs() < 0.1, "{second:?}");
     }
 }
