@@ -1,6 +1,8 @@
-//! The per-user hold limit across batches decided at the same time (seats of one user live in
-//! different partitions): a batch that could give the user a hold waits for another such batch
-//! of that user, and a request that cannot take its seat waits for nobody's user lock.
+//! The deciders' locks. Seats: a batch waits for another batch of the same seat and then sees
+//! what it decided, and the sweeper leaves a seat that a batch holds for later. The per-user
+//! hold limit across batches decided at the same time (seats of one user live in different
+//! partitions): a batch that could give the user a hold waits for another such batch of that
+//! user, and a request that cannot take its seat waits for nobody's user lock.
 
 use std::time::Duration;
 
@@ -9,8 +11,9 @@ use seatline_shared::config::ReservationConfig;
 use seatline_shared::domain::RejectReason;
 use seatline_shared::messages::ReservationRequested;
 use seatline_shared::testing;
+use seatline_workers::decision;
 use seatline_workers::requests::Incoming;
-use seatline_workers::reservations::{self, Outcome};
+use seatline_workers::reservations::{self, sweeper, Outcome};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -129,4 +132,77 @@ async fn a_request_for_a_taken_seat_does_not_wait_for_the_users_lock(pool: PgPoo
     .expect("a request for a taken seat waited for the user's lock");
     assert_eq!(outcomes, vec![Outcome::Rejected(RejectReason::SeatTaken)]);
     open.commit().await.unwrap();
+}
+
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn a_batch_waits_for_another_batch_of_its_seat_and_sees_its_hold(pool: PgPool) {
+    let config = ReservationConfig::default();
+    let date = testing::concert_date(&pool, 1000, Default::default()).await;
+    let (first_user, second_user) = (testing::user(&pool).await, testing::user(&pool).await);
+
+    // The first batch holds seat 3, not yet committed, so it holds the seat's lock.
+    let mut first = pool.begin().await.unwrap();
+    let outcomes = reservations::decide(&mut first, &request(first_user, date, 3), &config)
+        .await
+        .unwrap();
+    assert!(matches!(outcomes[0], Outcome::Held { .. }), "{outcomes:?}");
+
+    // Another user's batch for the same seat (a redelivery to a new partition owner, say).
+    let second = tokio::spawn(decide_and_commit(
+        pool.clone(),
+        request(second_user, date, 3),
+        config.clone(),
+    ));
+    wait_until_a_session_waits_for_a_lock(&pool).await;
+    assert!(!second.is_finished(), "the second batch did not wait");
+
+    first.commit().await.unwrap();
+    let outcomes = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the second batch finished after the first committed")
+        .unwrap();
+    assert_eq!(outcomes, vec![Outcome::Rejected(RejectReason::SeatTaken)]);
+    let (live,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM reservations WHERE concert_date_id = $1 AND seat_no = 3",
+    )
+    .bind(date)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(live, 1);
+}
+
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn the_sweeper_leaves_a_seat_that_a_batch_holds_and_sweeps_it_later(pool: PgPool) {
+    let config = ReservationConfig::default();
+    let date = testing::concert_date(&pool, 1000, Default::default()).await;
+    let user = testing::user(&pool).await;
+    let held = decide_and_commit(pool.clone(), request(user, date, 5), config).await;
+    assert!(matches!(held[0], Outcome::Held { .. }), "{held:?}");
+    sqlx::query("UPDATE reservations SET expires_at = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // A batch of the seat is running: the sweeper must neither wait for it nor expire the hold.
+    let mut batch = pool.begin().await.unwrap();
+    decision::lock_seats(&mut batch, &[(date, 5)])
+        .await
+        .unwrap();
+    let swept = tokio::time::timeout(Duration::from_secs(5), sweeper::sweep_once(&pool))
+        .await
+        .expect("the sweeper waited for the batch's seat lock")
+        .unwrap();
+    assert_eq!(swept, 0);
+
+    batch.rollback().await.unwrap();
+    assert_eq!(sweeper::sweep_once(&pool).await.unwrap(), 1);
+    let (status,): (String,) = sqlx::query_as(
+        "SELECT status FROM reservations WHERE concert_date_id = $1 AND seat_no = 5",
+    )
+    .bind(date)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "EXPIRED");
 }

@@ -2,8 +2,8 @@
 //!
 //! A seat is reservable again the moment its hold expires (deciders judge by `expires_at`);
 //! the sweeper only makes the state and the event visible within a few seconds when nobody asks
-//! for the seat. It takes seat locks with SKIP LOCKED, so it never waits on a decider: a busy
-//! seat is swept next round, or expired by the decider itself.
+//! for the seat. It takes only the seat locks that are free ([`try_lock_seats`]), so it never
+//! waits on a decider: a busy seat is swept next round, or expired by the decider itself.
 
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use seatline_shared::messages::ReservationExpired;
 
+use crate::decision::{try_lock_seats, SeatRef};
 use crate::outbox::{self, NewEvent};
 
 const BATCH: i64 = 500;
@@ -30,23 +31,28 @@ struct Expired {
 /// One sweep of up to `BATCH` expired holds. Returns how many were expired.
 pub async fn sweep_once(pool: &PgPool) -> sqlx::Result<usize> {
     let mut tx = pool.begin().await?;
+    let due: Vec<SeatRef> = sqlx::query_as(
+        "SELECT concert_date_id, seat_no FROM reservations
+         WHERE status = 'HELD' AND expires_at <= now()
+         ORDER BY expires_at
+         LIMIT $1",
+    )
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    let locked = try_lock_seats(&mut tx, &due).await?;
+    let (dates, numbers): (Vec<i64>, Vec<i32>) = locked.into_iter().unzip();
+    // Read again under the locks: a decider that held one may have expired or replaced the
+    // hold meanwhile, and this statement sees what it committed.
     let expired: Vec<Expired> = sqlx::query_as(
-        "WITH due AS (
-             SELECT s.concert_date_id, s.seat_no
-             FROM reservations r
-             JOIN seats s ON s.concert_date_id = r.concert_date_id AND s.seat_no = r.seat_no
-             WHERE r.status = 'HELD' AND r.expires_at <= now()
-             ORDER BY r.expires_at
-             LIMIT $1
-             FOR NO KEY UPDATE OF s SKIP LOCKED
-         )
-         UPDATE reservations r SET status = 'EXPIRED', expired_at = now()
-         FROM due
-         WHERE r.concert_date_id = due.concert_date_id AND r.seat_no = due.seat_no
+        "UPDATE reservations r SET status = 'EXPIRED', expired_at = now()
+         FROM unnest($1::bigint[], $2::int[]) AS k(d, n)
+         WHERE r.concert_date_id = k.d AND r.seat_no = k.n
            AND r.status = 'HELD' AND r.expires_at <= now()
          RETURNING r.id, r.user_id, r.concert_date_id, r.seat_no, r.expired_at",
     )
-    .bind(BATCH)
+    .bind(&dates)
+    .bind(&numbers)
     .fetch_all(&mut *tx)
     .await?;
     let events: Vec<NewEvent> = expired
