@@ -67,6 +67,32 @@ async fn wait_until_a_session_waits_for_a_lock(pool: &PgPool) {
     .await
 }
 
+/// Decides `first` in a transaction left open, which must give a hold; starts `second` in a
+/// transaction of its own and checks that it waits for a lock; then commits `first` and
+/// returns what `second` decided.
+async fn second_batch_waits_for_the_first(
+    pool: &PgPool,
+    first: Vec<Incoming<ReservationRequested>>,
+    second: Vec<Incoming<ReservationRequested>>,
+    config: &ReservationConfig,
+) -> Vec<Outcome> {
+    let mut open = pool.begin().await.unwrap();
+    let outcomes = reservations::decide(&mut open, &first, config)
+        .await
+        .unwrap();
+    assert!(matches!(outcomes[0], Outcome::Held { .. }), "{outcomes:?}");
+
+    let second = tokio::spawn(decide_and_commit(pool.clone(), second, config.clone()));
+    wait_until_a_session_waits_for_a_lock(pool).await;
+    assert!(!second.is_finished(), "the second batch did not wait");
+
+    open.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the second batch finished after the first committed")
+        .unwrap()
+}
+
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
 async fn concurrent_batches_of_one_user_respect_the_hold_limit(pool: PgPool) {
     let config = ReservationConfig {
@@ -76,28 +102,15 @@ async fn concurrent_batches_of_one_user_respect_the_hold_limit(pool: PgPool) {
     let date = testing::concert_date(&pool, 1000, Default::default()).await;
     let user = testing::user(&pool).await;
 
-    // First batch: decided, not yet committed, so it holds the user's lock.
-    let mut first = pool.begin().await.unwrap();
-    let first_batch = request(user, date, 1);
-    let outcomes = reservations::decide(&mut first, &first_batch, &config)
-        .await
-        .unwrap();
-    assert!(matches!(outcomes[0], Outcome::Held { .. }), "{outcomes:?}");
-
-    // Second batch, another seat of the same user (another partition): it must wait.
-    let second = tokio::spawn(decide_and_commit(
-        pool.clone(),
+    // The first batch holds the user's lock until it commits; the second, for another seat
+    // of the same user (another partition), must wait for it.
+    let outcomes = second_batch_waits_for_the_first(
+        &pool,
+        request(user, date, 1),
         request(user, date, 2),
-        config.clone(),
-    ));
-    wait_until_a_session_waits_for_a_lock(&pool).await;
-    assert!(!second.is_finished(), "the second batch did not wait");
-
-    first.commit().await.unwrap();
-    let outcomes = tokio::time::timeout(Duration::from_secs(10), second)
-        .await
-        .expect("the second batch finished after the first committed")
-        .unwrap();
+        &config,
+    )
+    .await;
     assert_eq!(outcomes, vec![Outcome::Rejected(RejectReason::HoldLimit)]);
     let (live,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM reservations WHERE user_id = $1 AND status = 'HELD'")
@@ -140,27 +153,15 @@ async fn a_batch_waits_for_another_batch_of_its_seat_and_sees_its_hold(pool: PgP
     let date = testing::concert_date(&pool, 1000, Default::default()).await;
     let (first_user, second_user) = (testing::user(&pool).await, testing::user(&pool).await);
 
-    // The first batch holds seat 3, not yet committed, so it holds the seat's lock.
-    let mut first = pool.begin().await.unwrap();
-    let outcomes = reservations::decide(&mut first, &request(first_user, date, 3), &config)
-        .await
-        .unwrap();
-    assert!(matches!(outcomes[0], Outcome::Held { .. }), "{outcomes:?}");
-
-    // Another user's batch for the same seat (a redelivery to a new partition owner, say).
-    let second = tokio::spawn(decide_and_commit(
-        pool.clone(),
+    // The first batch holds seat 3's lock until it commits; another user's batch for the same
+    // seat (a redelivery to a new partition owner, say) must wait for it.
+    let outcomes = second_batch_waits_for_the_first(
+        &pool,
+        request(first_user, date, 3),
         request(second_user, date, 3),
-        config.clone(),
-    ));
-    wait_until_a_session_waits_for_a_lock(&pool).await;
-    assert!(!second.is_finished(), "the second batch did not wait");
-
-    first.commit().await.unwrap();
-    let outcomes = tokio::time::timeout(Duration::from_secs(10), second)
-        .await
-        .expect("the second batch finished after the first committed")
-        .unwrap();
+        &config,
+    )
+    .await;
     assert_eq!(outcomes, vec![Outcome::Rejected(RejectReason::SeatTaken)]);
     let (live,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM reservations WHERE concert_date_id = $1 AND seat_no = 3",
