@@ -90,6 +90,8 @@ pub struct Processes {
 pub struct CpuSnapshot {
     at: Instant,
     ticks: BTreeMap<&'static str, u64>,
+    /// Of the broker's ticks, its JIT compiler threads'.
+    broker_jit: Option<u64>,
     machine: MachineTicks,
 }
 
@@ -102,6 +104,11 @@ pub struct CpuSplit {
     pub machine_busy_pct: f64,
     /// CPU-seconds each process (group) used in the window.
     pub cpu_seconds: BTreeMap<&'static str, f64>,
+    /// Of the broker's CPU-seconds, those of the JVM's JIT compiler threads: a broker still
+    /// compiling its hot code spends on it in bursts that can take most of a core, which is a
+    /// start-up cost a long-running broker no longer pays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_jit_seconds: Option<f64>,
 }
 
 impl CpuSplit {
@@ -121,8 +128,14 @@ impl CpuSplit {
             .iter()
             .map(|(name, micros)| format!("{name} {micros:.0}"))
             .collect();
+        let jit = match self.broker_jit_seconds {
+            Some(seconds) if seconds > 0.0 => {
+                format!("; broker JIT compiling {:.1} CPU-s", seconds)
+            }
+            _ => String::new(),
+        };
         format!(
-            "CPU µs per {unit}: {}; machine {:.0}% busy",
+            "CPU µs per {unit}: {}; machine {:.0}% busy{jit}",
             per.join(", "),
             self.machine_busy_pct
         )
@@ -151,6 +164,7 @@ impl Processes {
         Some(CpuSnapshot {
             at: Instant::now(),
             ticks,
+            broker_jit: self.broker.and_then(jit_compiler_ticks),
             machine,
         })
     }
@@ -175,10 +189,15 @@ impl CpuSnapshot {
                 Some((*name, end.saturating_sub(start) as f64 / hz))
             })
             .collect();
+        let broker_jit_seconds = match (self.broker_jit, later.broker_jit) {
+            (Some(start), Some(end)) => Some(end.saturating_sub(start) as f64 / hz),
+            _ => None,
+        };
         CpuSplit {
             seconds: later.at.duration_since(self.at).as_secs_f64(),
             machine_busy_pct: self.machine.busy_pct_until(&later.machine),
             cpu_seconds,
+            broker_jit_seconds,
         }
     }
 }
@@ -195,6 +214,31 @@ fn process_tree_ticks(parent: u32) -> Option<u64> {
         .map(|stat| stat.with_reaped_children())
         .sum();
     Some(root.with_reaped_children() + children)
+}
+
+/// CPU ticks of a JVM's JIT compiler threads: HotSpot names them `C1 CompilerThread<n>` and
+/// `C2 CompilerThread<n>`, which the kernel's 15-byte thread names cut to `C1 CompilerThre`.
+/// `None` when the process or its threads cannot be read. A compiler thread that the JVM ends
+/// within a window takes its ticks with it, so a window's figure is a lower bound.
+fn jit_compiler_ticks(pid: u32) -> Option<u64> {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let ticks = threads
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            if !is_jit_compiler_thread(name.trim_end()) {
+                return None;
+            }
+            Some(ProcStat::parse(&std::fs::read_to_string(path.join("stat")).ok()?)?.own_ticks())
+        })
+        .sum();
+    Some(ticks)
+}
+
+fn is_jit_compiler_thread(name: &str) -> bool {
+    ["C1 Compiler", "C2 Compiler"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
 }
 
 /// The machine's CPU time from the first line of `/proc/stat`, in ticks.
@@ -288,16 +332,53 @@ mod tests {
         let before = CpuSnapshot {
             at,
             ticks: BTreeMap::from([("api", 100), ("postgres", 50)]),
+            broker_jit: None,
             machine,
         };
         let after = CpuSnapshot {
             at,
             ticks: BTreeMap::from([("api", 100 + clock_ticks() as u64), ("broker", 7)]),
+            broker_jit: Some(3),
             machine,
         };
         let split = before.until(&after);
         assert_eq!(split.cpu_seconds, BTreeMap::from([("api", 1.0)]));
         assert_eq!(split.micros_per(4), BTreeMap::from([("api", 250_000.0)]));
+        assert_eq!(split.broker_jit_seconds, None);
+    }
+
+    #[test]
+    fn jit_compiling_is_the_compiler_threads_share_of_a_window() {
+        let machine = MachineTicks { busy: 0, total: 0 };
+        let at = Instant::now();
+        let hz = clock_ticks() as u64;
+        let snapshot = |jit| CpuSnapshot {
+            at,
+            ticks: BTreeMap::new(),
+            broker_jit: Some(jit),
+            machine,
+        };
+        let split = snapshot(10).until(&snapshot(10 + 2 * hz));
+        assert_eq!(split.broker_jit_seconds, Some(2.0));
+        assert!(split
+            .describe(1, "decision")
+            .ends_with("; broker JIT compiling 2.0 CPU-s"));
+        let idle = snapshot(10).until(&snapshot(10));
+        assert!(!idle.describe(1, "decision").contains("JIT"));
+    }
+
+    #[test]
+    fn jit_compiler_threads_are_told_by_their_cut_names() {
+        assert!(is_jit_compiler_thread("C2 CompilerThre"));
+        assert!(is_jit_compiler_thread("C1 CompilerThre"));
+        assert!(!is_jit_compiler_thread("data-plane-kafk"));
+        assert!(!is_jit_compiler_thread("GC Thread#0"));
+    }
+
+    #[test]
+    fn jit_ticks_of_a_process_without_compiler_threads_are_zero() {
+        assert_eq!(jit_compiler_ticks(std::process::id()), Some(0));
+        assert_eq!(jit_compiler_ticks(u32::MAX), None);
     }
 
     #[test]

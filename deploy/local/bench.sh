@@ -75,14 +75,18 @@ if $smoke; then
   "$bin/seatline-bench" "${common[@]}" --label smoke --users 200 --dates 4 --rates 50,100 \
     --step-secs 2 --closed-loop-secs 2 --concurrency 16 --out "${BENCH_OUT:-target/bench-smoke}" "$@"
 else
-  # A short rush first, not reported: a broker started just before runs its first rush
-  # through the JVM's interpreter (2.3 ms of its CPU per decision at 250/s, against 0.9 ms a
-  # rush later), which made the first measured rush the slower of the two and so skewed the
-  # 10k-vs-1M comparison. Its invariants are checked like any run's; BENCH_WARM_UP=0 skips it.
+  # A rush first, not reported, to warm up the broker's JVM. A broker started just before runs
+  # its first rushes through the interpreter and compiles its hot code meanwhile: its JIT
+  # compiler threads took about 17 CPU-s over its first 250,000 requests, in bursts of up to
+  # 60% of a core, which stall the rush they fall in. After 20 s at 1,000-4,000/s the measured
+  # 10k rush still compiled for 7.3 CPU-s, after 60 s at 3,000/s for 2.0; this warm-up runs
+  # 80 s. The report gives each step's compiling time ("broker JIT compiling"). Its
+  # invariants are checked like any run's; BENCH_WARM_UP=0 skips it.
   if [[ "${BENCH_WARM_UP:-1}" != 0 ]]; then
-    echo "[bench] warm-up: a 20 s rush, not reported" >&2
+    echo "[bench] warm-up: an 80 s rush at 3,000/s, not reported" >&2
     "$bin/seatline-bench" "${common[@]}" --label warm-up --users 2000 --dates 20 \
-      --rates 1000,2000,3000,4000 --step-secs 5 --scenarios rush --out target/bench-warm-up >/dev/null
+      --rates 3000,3000,3000,3000,3000,3000,3000,3000 --step-secs 10 --scenarios rush \
+      --out target/bench-warm-up >/dev/null
   fi
   echo "[bench] run 1: 10,000 seats, every scenario" >&2
   "$bin/seatline-bench" "${common[@]}" --label 10k-seats "$@"
