@@ -81,3 +81,53 @@ pub struct BenchArgs {
     #[arg(long, default_value = "bench/results")]
     pub out: PathBuf,
 }
+
+impl BenchArgs {
+    /// Whether the run includes `scenario`.
+    pub fn wants(&self, scenario: &str) -> bool {
+        self.scenarios.iter().any(|s| s == scenario)
+    }
+
+    /// Outcome events the run's requests can have at most: every rush step sent in full, and a
+    /// payment by every user.
+    pub fn outcomes_at_most(&self) -> usize {
+        let rush: u64 = if self.wants("rush") {
+            let step_secs = self.step_secs.max(1);
+            self.rates.iter().map(|rate| rate * step_secs).sum()
+        } else {
+            0
+        };
+        let pay = if self.wants("pay") { self.users } else { 0 };
+        usize::try_from(rush)
+            .unwrap_or(usize::MAX)
+            .saturating_add(pay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::BenchArgs;
+
+    fn args(extra: &[&str]) -> BenchArgs {
+        let base = ["seatline-bench", "--admin-token", "t", "--users", "100"];
+        BenchArgs::parse_from(base.iter().chain(extra))
+    }
+
+    #[test]
+    fn outcomes_at_most_count_every_rush_step_and_a_payment_per_user() {
+        let rush_and_pay = args(&["--rates", "10,20", "--step-secs", "3"]);
+        assert_eq!(rush_and_pay.outcomes_at_most(), (10 + 20) * 3 + 100);
+        let rush_only = args(&[
+            "--rates",
+            "10,20",
+            "--step-secs",
+            "3",
+            "--scenarios",
+            "rush",
+        ]);
+        assert_eq!(rush_only.outcomes_at_most(), 90);
+        assert_eq!(args(&["--scenarios", "queue"]).outcomes_at_most(), 0);
+    }
+}

@@ -32,10 +32,9 @@ use scenarios::SeatPicker;
 
 /// Runs the chosen scenarios and reports. Returns whether every invariant held.
 pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
-    let wants = |s: &str| args.scenarios.iter().any(|x| x == s);
     let api = client::Api::new(&args.api, &args.admin_token, args.max_http_connections)?;
     let pool = seatline_shared::db::pool(&args.database)?;
-    let collector = events::Collector::start(&args.kafka).await?;
+    let collector = events::Collector::start(&args.kafka, args.outcomes_at_most()).await?;
     let concurrency = args.concurrency.max(1);
     let processes = resources::Processes {
         api: args.api_pid,
@@ -54,7 +53,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     // Users with admitted tokens and points, for the scenarios that need them.
     let (users, issued) = if ["queue", "rush", "pay", "baseline-sync"]
         .iter()
-        .any(|s| wants(s))
+        .any(|s| args.wants(s))
     {
         tracing::info!(users = args.users, "issuing tokens");
         let (users, issued) = setup::users(&api, args.users, concurrency, &processes).await?;
@@ -66,14 +65,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     };
 
     let queue = match issued {
-        Some(issued) if wants("queue") => Some(
+        Some(issued) if args.wants("queue") => Some(
             scenarios::queue::polls(&api, &users, concurrency, closed_loop, issued, "ACTIVE").await,
         ),
         _ => None,
     };
     // Run where nobody is admitted (deploy/local/bench.sh stops the workers first), so every
     // token stays WAITING; a poll that finds another status counts as an error.
-    let queue_waiting = if wants("queue-waiting") {
+    let queue_waiting = if args.wants("queue-waiting") {
         tracing::info!(users = args.users, "issuing tokens to waiters");
         let (waiters, issued) = setup::users(&api, args.users, concurrency, &processes).await?;
         let result =
@@ -90,7 +89,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
 
     let seats = Arc::new(SeatPicker::new(dates.clone(), args.zipf));
     let accepted: scenarios::rush::Accepted = Default::default();
-    let rush = if wants("rush") {
+    let rush = if args.wants("rush") {
         scenarios::rush::Rush {
             api: &api,
             collector: &collector,
@@ -116,7 +115,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         .iter()
         .map(|(id, _)| *id)
         .collect();
-    let pay = if wants("pay") {
+    let pay = if args.wants("pay") {
         // One payment per user for the hold the rush gave them.
         let mut paid_users = HashSet::new();
         let holds: Vec<(usize, Uuid)> = accepted
@@ -138,7 +137,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         None
     };
 
-    let baseline = if wants("baseline-sync") {
+    let baseline = if args.wants("baseline-sync") {
         let baseline_dates = setup::create_dates(
             &api,
             &format!("{} baseline", args.label),

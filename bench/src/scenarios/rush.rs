@@ -132,7 +132,11 @@ impl Rush<'_> {
         let total = rate * self.step.as_secs();
         let interval = Duration::from_secs_f64(1.0 / rate as f64);
         let start = Instant::now() + Duration::from_millis(50);
-        let results: Arc<Mutex<Vec<Sent>>> = Arc::default();
+        // Sized up front, like the rush's list of accepted requests, so that no push copies the
+        // whole list while the tasks that push next wait for the lock.
+        let results: Arc<Mutex<Vec<Sent>>> =
+            Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
+        all_accepted.lock().expect("lock").reserve(total as usize);
         let mut rng = StdRng::from_entropy();
         let mut tasks = tokio::task::JoinSet::new();
         let cpu_before = self.processes.snapshot();
