@@ -7,8 +7,9 @@
 //! - [`client`]: the HTTP API as a client sees it. [`events`]: outcomes seen on the event topics.
 //! - [`setup`]: bench data through the admin API; users with admitted tokens and points.
 //! - [`scenarios`]: `rush`, `pay`, `queue`, `baseline-sync`.
-//! - [`invariants`], [`resources`], [`stats`], [`report`].
+//! - [`invariants`], [`resources`], [`calibration`], [`stats`], [`report`].
 
+pub mod calibration;
 pub mod client;
 pub mod config;
 pub mod events;
@@ -32,6 +33,7 @@ use scenarios::SeatPicker;
 
 /// Runs the chosen scenarios and reports. Returns whether every invariant held.
 pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
+    let speed_at_start = read_machine_speed().await?;
     let api = client::Api::new(&args.api, &args.admin_token, args.max_http_connections)?;
     let pool = seatline_shared::db::pool(&args.database)?;
     let collector = events::Collector::start(&args.kafka, args.outcomes_at_most()).await?;
@@ -163,6 +165,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         None
     };
 
+    let speed_at_end = read_machine_speed().await?;
     accepted_ids.sort();
     let invariants = invariants::check(&pool, &accepted_ids).await?;
     let (seats_in_database,): (i64,) = sqlx::query_as("SELECT count(*) FROM seats")
@@ -171,6 +174,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     let report = report::Report {
         label: args.label.clone(),
         machine: report::Machine::read(),
+        machine_speed: calibration::MachineSpeed {
+            at_start: speed_at_start,
+            at_end: speed_at_end,
+        },
         seats_in_database,
         rush_seats: dates.len() * 50,
         users: users.len(),
@@ -195,4 +202,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     let (json, svg) = report.write(&args.out)?;
     println!("wrote {} and {}", json.display(), svg.display());
     Ok(report.invariants.ok)
+}
+
+/// One [`calibration`] reading, off the runtime's threads: it blocks for about half a second.
+async fn read_machine_speed() -> anyhow::Result<calibration::Calibration> {
+    Ok(tokio::task::spawn_blocking(calibration::measure).await??)
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde::Serialize;
 
+use crate::calibration::MachineSpeed;
 use crate::invariants::Invariants;
 use crate::resources::Usage;
 use crate::scenarios::{
@@ -60,6 +61,8 @@ impl Machine {
 pub struct Report {
     pub label: String,
     pub machine: Machine,
+    /// How fast the machine was at the start and the end of the run.
+    pub machine_speed: MachineSpeed,
     pub seats_in_database: i64,
     pub rush_seats: usize,
     pub users: usize,
@@ -89,6 +92,14 @@ impl Report {
             self.machine.memory_gib,
             self.seats_in_database,
             self.rush_seats
+        );
+        let speed = &self.machine_speed;
+        println!(
+            "machine speed, start / end: {:.2} / {:.2} ns per compute step, {:.1} / {:.1} µs per wake-up round trip between two threads",
+            speed.at_start.compute_ns_per_step,
+            speed.at_end.compute_ns_per_step,
+            speed.at_start.wake_up_round_trip_us,
+            speed.at_end.wake_up_round_trip_us
         );
         for (name, queue) in [
             ("queue", &self.queue),
