@@ -8,9 +8,9 @@
 //! single short reading, and the fastest of several is what the machine could do then.
 //!
 //! Wake-ups between threads, which much of the stack's cost is, are not read: a round trip
-//! between two threads took 40 µs with the other core idle and 12.5 µs with it busy (the
-//! woken thread then runs where it was woken), so it tells how idle the machine is rather than
-//! how fast.
+//! between two threads took 40 µs with the other core idle and 12.5 µs with it busy
+//! (presumably because an idle virtual core must first be woken itself), so it tells how idle
+//! the machine is rather than how fast.
 
 use std::time::Instant;
 
