@@ -6,6 +6,8 @@
 //! nanoseconds per step of a fixed integer loop on one thread, the fastest of [`REPEATS`]
 //! short ones: a process still busy on the other core (an autovacuum, a checkpoint) slows a
 //! single short reading, and the fastest of several is what the machine could do then.
+//! Readings compare between release builds only: unoptimised, as in `bench.sh --smoke`, the
+//! loop takes about four times as long.
 //!
 //! Wake-ups between threads, which much of the stack's cost is, are not read: a round trip
 //! between two threads took 40 µs with the other core idle and 12.5 µs with it busy
