@@ -83,6 +83,11 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
+    /// The length of each rush step (at least a second).
+    pub fn step(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.step_secs.max(1))
+    }
+
     /// Whether the run includes `scenario`.
     pub fn wants(&self, scenario: &str) -> bool {
         self.scenarios.iter().any(|s| s == scenario)
@@ -92,7 +97,7 @@ impl BenchArgs {
     /// payment by every user.
     pub fn outcomes_at_most(&self) -> usize {
         let rush: u64 = if self.wants("rush") {
-            let step_secs = self.step_secs.max(1);
+            let step_secs = self.step().as_secs();
             self.rates.iter().map(|rate| rate * step_secs).sum()
         } else {
             0

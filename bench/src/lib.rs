@@ -97,7 +97,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
             collector: &collector,
             users: &users,
             seats: &seats,
-            step: Duration::from_secs(args.step_secs.max(1)),
+            step: args.step(),
             p99_limit: Duration::from_millis(args.p99_limit_ms),
             processes: &processes,
         }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::SeatPicker;
 use crate::client::Api;
-use crate::events::Collector;
+use crate::events::{Collector, Seen};
 use crate::resources::{CpuSplit, Processes};
 use crate::setup::User;
 use crate::stats::{Recorder, Summary};
@@ -59,14 +59,10 @@ struct SecondRecorder {
 }
 
 /// The requests of a step that started at `start`, second by second of when each was due;
-/// `decided_at` says when an accepted request's outcome was seen, if it was.
-fn by_second(
-    start: Instant,
-    results: &[Sent],
-    decided_at: impl Fn(&Uuid) -> Option<Instant>,
-) -> Vec<StepSecond> {
+/// `decided_at[i]` is when the outcome of `results[i]` was seen, if it was.
+fn by_second(start: Instant, results: &[Sent], decided_at: &[Option<Instant>]) -> Vec<StepSecond> {
     let mut seconds: Vec<SecondRecorder> = Vec::new();
-    for (due, latency, id) in results {
+    for ((due, latency, id), decided_at) in results.iter().zip(decided_at) {
         let index = due.saturating_duration_since(start).as_secs() as usize;
         if seconds.len() <= index {
             seconds.resize_with(index + 1, SecondRecorder::default);
@@ -75,7 +71,7 @@ fn by_second(
         second.sent += 1;
         second.refused += u64::from(id.is_none());
         second.submit.record(*latency);
-        if let Some(at) = id.as_ref().and_then(&decided_at) {
+        if let Some(at) = decided_at {
             second.decision.record(at.saturating_duration_since(*due));
         }
     }
@@ -174,9 +170,14 @@ impl Rush<'_> {
         let mut decision = Recorder::default();
         let mut last_decision = start;
         let mut held = 0;
-        for (due, latency, id) in &results {
+        // Each outcome is looked up once, for the step's figures and its seconds alike.
+        let seen: Vec<Option<Seen>> = results
+            .iter()
+            .map(|(_, _, id)| id.and_then(|id| self.collector.get(&id)))
+            .collect();
+        for ((due, latency, _), seen) in results.iter().zip(&seen) {
             submit.record(*latency);
-            if let Some(seen) = id.and_then(|id| self.collector.get(&id)) {
+            if let Some(seen) = seen {
                 decision.record(seen.at.saturating_duration_since(*due));
                 last_decision = last_decision.max(seen.at);
                 if seen.outcome.kind == OutcomeKind::Held {
@@ -204,9 +205,11 @@ impl Rush<'_> {
             decision,
             held,
             cpu,
-            seconds: by_second(start, &results, |id| {
-                self.collector.get(id).map(|seen| seen.at)
-            }),
+            seconds: by_second(
+                start,
+                &results,
+                &seen.iter().map(|s| s.map(|s| s.at)).collect::<Vec<_>>(),
+            ),
         }
     }
 }
@@ -232,16 +235,8 @@ mod tests {
             (start + ms(1_700), ms(9), None),
             (start + ms(1_900), ms(7), Some(undecided)),
         ];
-        let decided = |id: &Uuid| {
-            if *id == early {
-                Some(start + ms(250))
-            } else if *id == late {
-                Some(start + ms(1_600))
-            } else {
-                None
-            }
-        };
-        let seconds = by_second(start, &results, decided);
+        let decided = [Some(start + ms(250)), Some(start + ms(1_600)), None, None];
+        let seconds = by_second(start, &results, &decided);
         assert_eq!(seconds.len(), 2);
         let (first, second) = (&seconds[0], &seconds[1]);
         assert_eq!((first.second, first.sent, first.refused), (0, 1, 0));
