@@ -204,7 +204,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     Ok(report.invariants.ok)
 }
 
-/// One [`calibration`] reading, off the runtime's threads: it blocks for a fifth of a second.
+/// One [`calibration`] reading, off the runtime's threads: it blocks for two fifths of a second.
 async fn read_machine_speed() -> anyhow::Result<calibration::Calibration> {
     Ok(tokio::task::spawn_blocking(calibration::measure).await?)
 }

@@ -95,9 +95,11 @@ impl Report {
         );
         let speed = &self.machine_speed;
         println!(
-            "machine speed, start / end: {:.2} / {:.2} ns per step of a fixed loop (the fastest of {})",
+            "machine speed, start / end: {:.2} / {:.2} ns per step of a fixed loop, {:.0} / {:.0} ns per system call (each the fastest of {})",
             speed.at_start.compute_ns_per_step,
             speed.at_end.compute_ns_per_step,
+            speed.at_start.syscall_ns,
+            speed.at_end.syscall_ns,
             crate::calibration::REPEATS
         );
         for (name, queue) in [
