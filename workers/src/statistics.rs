@@ -16,7 +16,9 @@
 //! These `ANALYZE`s sample fewer rows than autovacuum's ([`SAMPLE_STATISTICS_TARGET`]): what
 //! they are for is the table's size and the rough shape of its keys, and the full sample, run
 //! while the sale was growing the tables, cost about a second of PostgreSQL's CPU in every
-//! 15 s. Autovacuum's own `ANALYZE`s follow with the full sample.
+//! 15 s. Autovacuum's own `ANALYZE`s follow with each column's statistics target: the full
+//! sample, except for the inbox and the outbox, which gain a row per decision and are sampled
+//! like this (migration `decision_tables_sampled_lightly`).
 
 use std::time::Duration;
 
