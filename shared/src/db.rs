@@ -76,11 +76,20 @@ pub async fn begin_exclusive(
     key: i64,
 ) -> sqlx::Result<Option<Transaction<'static, Postgres>>> {
     let mut tx = pool.begin().await?;
+    Ok(try_lock_exclusive(&mut tx, key).await?.then_some(tx))
+}
+
+/// Takes the transaction-scoped advisory lock `key` in a transaction already begun, if no other
+/// session holds it; true when taken.
+pub async fn try_lock_exclusive(
+    tx: &mut Transaction<'static, Postgres>,
+    key: i64,
+) -> sqlx::Result<bool> {
     let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
         .bind(key)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
-    Ok(locked.then_some(tx))
+    Ok(locked)
 }
 
 /// True when the error is PostgreSQL's unique violation on the named constraint or index.

@@ -22,7 +22,7 @@ use crate::domain::TokenStatus;
 const TREE_SIZE: i64 = 1 << 40;
 
 /// Advisory lock key held by the one admitter that runs at a time.
-const ADMITTER_LOCK: i64 = 0x5EA7_0001;
+pub const ADMITTER_LOCK: i64 = 0x5EA7_0001;
 
 /// A token row with its live place in line.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -408,9 +408,20 @@ pub struct AdmitReport {
 /// over any one-second window). Only one instance runs a round at a time (advisory lock), so
 /// nobody is admitted twice or skipped.
 pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<AdmitReport> {
-    let Some(mut tx) = crate::db::begin_exclusive(pool, ADMITTER_LOCK).await? else {
-        return Ok(AdmitReport::default());
-    };
+    let tx = pool.begin().await?;
+    Ok(admit_round_in(tx, config).await?.unwrap_or_default())
+}
+
+/// The round of [`admit_round`] in a transaction the caller began, once it takes the
+/// admitter's lock; `None` (and nothing done) when another round holds it. A transaction may
+/// begin well before its round takes the lock, which is what a test of that needs.
+pub async fn admit_round_in(
+    mut tx: Transaction<'static, Postgres>,
+    config: &QueueConfig,
+) -> sqlx::Result<Option<AdmitReport>> {
+    if !crate::db::try_lock_exclusive(&mut tx, ADMITTER_LOCK).await? {
+        return Ok(None);
+    }
     let expired_active = sqlx::query(
         "UPDATE queue_tokens SET status = 'EXPIRED', ended_at = now()
          WHERE status = 'ACTIVE' AND expires_at <= now()",
@@ -469,6 +480,11 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
     };
     let room = active.room(wanted, config.max_active);
 
+    // Stamped with the statement's start, not the transaction's (`now()`): a round's
+    // transaction begins before it tries the lock, so a round that began first but took the
+    // lock second would stamp its later arrivals as admitted before the other round's earlier
+    // ones. Statements that hold the lock run one after another, so their stamps follow the
+    // order of admission.
     let admitted: Vec<(Uuid, i64)> = if room > 0 {
         sqlx::query_as(
             "WITH next AS (
@@ -476,8 +492,8 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
                  ORDER BY seq LIMIT $1 FOR UPDATE
              )
              UPDATE queue_tokens t
-             SET status = 'ACTIVE', activated_at = now(),
-                 expires_at = now() + make_interval(secs => $2)
+             SET status = 'ACTIVE', activated_at = statement_timestamp(),
+                 expires_at = statement_timestamp() + make_interval(secs => $2)
              FROM next WHERE t.id = next.id
              RETURNING t.id, t.seq",
         )
@@ -514,7 +530,7 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(AdmitReport {
+    Ok(Some(AdmitReport {
         ran: true,
         expired_active,
         abandoned_waiting: dropped.len() as u64,
@@ -522,7 +538,7 @@ pub async fn admit_round(pool: &PgPool, config: &QueueConfig) -> sqlx::Result<Ad
         waiting_after: waiting_before - admitted_count,
         admitted: admitted.into_iter().map(|(id, _)| id).collect(),
         admit_rate: rate,
-    })
+    }))
 }
 
 /// What a round knows of the ACTIVE tokens.

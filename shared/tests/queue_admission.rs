@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use chrono::{DateTime, Utc};
 use seatline_shared::config::QueueConfig;
 use seatline_shared::queue;
 use sqlx::PgPool;
@@ -64,6 +65,65 @@ async fn concurrent_admitters_admit_each_waiter_once_in_order(pool: PgPool) {
             .unwrap();
     let seqs: Vec<i64> = rows.into_iter().map(|(s,)| s).collect();
     assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
+}
+
+/// A round's transaction may begin before another round runs and take the lock after it has
+/// committed. Its admissions still come later in line, so they must not be stamped as
+/// admitted earlier (as `now()`, the transaction's start, stamped them): `activated_at` and
+/// `expires_at` follow the order of admission.
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn a_round_that_began_first_but_admitted_second_is_stamped_second(pool: PgPool) {
+    let config = QueueConfig {
+        max_active: 10_000,
+        admit_per_sec: 10_000,
+        ..QueueConfig::default()
+    };
+    let early = pool.begin().await.unwrap();
+    let first = issue(&pool, &config, 1).await[0];
+    let report = queue::admit_round(&pool, &config).await.unwrap();
+    assert_eq!(report.admitted.len(), 1, "the first arrival is admitted");
+    let second = issue(&pool, &config, 1).await[0];
+    let report = queue::admit_round_in(early, &config)
+        .await
+        .unwrap()
+        .expect("nobody else holds the lock now");
+    assert_eq!(report.admitted.len(), 1, "the second arrival is admitted");
+
+    let stamps: Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT user_id, activated_at, expires_at FROM queue_tokens ORDER BY activated_at, seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let order: Vec<Uuid> = stamps.iter().map(|(user, _, _)| *user).collect();
+    assert_eq!(order, vec![first, second], "stamped in the order admitted");
+    assert!(
+        stamps[0].2 <= stamps[1].2,
+        "expiries in that order too: {stamps:?}"
+    );
+}
+
+/// A round finds the lock taken by a round in progress and does nothing.
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn a_round_does_nothing_while_another_holds_the_lock(pool: PgPool) {
+    let config = QueueConfig::default();
+    issue(&pool, &config, 1).await;
+    let holder = pool.begin().await.unwrap();
+    let report = queue::admit_round_in(holder, &config).await.unwrap();
+    assert!(report.is_some(), "the first round takes the lock");
+    // The holder committed, so the lock is free again; hold it from another transaction.
+    let mut holding = pool.begin().await.unwrap();
+    assert!(
+        seatline_shared::db::try_lock_exclusive(&mut holding, queue::ADMITTER_LOCK)
+            .await
+            .unwrap()
+    );
+    let other = pool.begin().await.unwrap();
+    assert_eq!(queue::admit_round_in(other, &config).await.unwrap(), None);
+    assert_eq!(
+        queue::admit_round(&pool, &config).await.unwrap(),
+        queue::AdmitReport::default()
+    );
 }
 
 /// Issuing for many users in one transaction: places in the order asked, one token per user
