@@ -21,13 +21,18 @@ async fn issue(pool: &PgPool, config: &QueueConfig, n: usize) -> Vec<Uuid> {
     users
 }
 
-#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
-async fn concurrent_admitters_admit_each_waiter_once_in_order(pool: PgPool) {
-    let config = QueueConfig {
+/// Limits high enough that every waiter in these tests is admitted by the next round.
+fn admitting_everyone() -> QueueConfig {
+    QueueConfig {
         max_active: 10_000,
         admit_per_sec: 10_000,
         ..QueueConfig::default()
-    };
+    }
+}
+
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn concurrent_admitters_admit_each_waiter_once_in_order(pool: PgPool) {
+    let config = admitting_everyone();
     let mut tasks = tokio::task::JoinSet::new();
     // Waiters arrive while four admitters run rounds concurrently.
     {
@@ -73,11 +78,7 @@ async fn concurrent_admitters_admit_each_waiter_once_in_order(pool: PgPool) {
 /// `expires_at` follow the order of admission.
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
 async fn a_round_that_began_first_but_admitted_second_is_stamped_second(pool: PgPool) {
-    let config = QueueConfig {
-        max_active: 10_000,
-        admit_per_sec: 10_000,
-        ..QueueConfig::default()
-    };
+    let config = admitting_everyone();
     let early = pool.begin().await.unwrap();
     let first = issue(&pool, &config, 1).await[0];
     let report = queue::admit_round(&pool, &config).await.unwrap();

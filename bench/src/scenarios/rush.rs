@@ -59,8 +59,12 @@ struct SecondRecorder {
 }
 
 /// The requests of a step that started at `start`, second by second of when each was due;
-/// `decided_at[i]` is when the outcome of `results[i]` was seen, if it was.
-fn by_second(start: Instant, results: &[Sent], decided_at: &[Option<Instant>]) -> Vec<StepSecond> {
+/// `decided_at` yields, for each of `results` in turn, when its outcome was seen, if it was.
+fn by_second(
+    start: Instant,
+    results: &[Sent],
+    decided_at: impl IntoIterator<Item = Option<Instant>>,
+) -> Vec<StepSecond> {
     let mut seconds: Vec<SecondRecorder> = Vec::new();
     for ((due, latency, id), decided_at) in results.iter().zip(decided_at) {
         let index = due.saturating_duration_since(start).as_secs() as usize;
@@ -205,11 +209,7 @@ impl Rush<'_> {
             decision,
             held,
             cpu,
-            seconds: by_second(
-                start,
-                &results,
-                &seen.iter().map(|s| s.map(|s| s.at)).collect::<Vec<_>>(),
-            ),
+            seconds: by_second(start, &results, seen.iter().map(|s| s.map(|s| s.at))),
         }
     }
 }
@@ -236,7 +236,7 @@ mod tests {
             (start + ms(1_900), ms(7), Some(undecided)),
         ];
         let decided = [Some(start + ms(250)), Some(start + ms(1_600)), None, None];
-        let seconds = by_second(start, &results, &decided);
+        let seconds = by_second(start, &results, decided);
         assert_eq!(seconds.len(), 2);
         let (first, second) = (&seconds[0], &seconds[1]);
         assert_eq!((first.second, first.sent, first.refused), (0, 1, 0));
