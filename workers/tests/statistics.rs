@@ -116,3 +116,57 @@ async fn analyze_skips_the_payload_columns(pool: PgPool) {
     .unwrap();
     assert_eq!(requests_payload, 0);
 }
+
+/// The inbox and the outbox gain a row per decision, so autovacuum analyzes them often: a plain
+/// `ANALYZE`, as autovacuum runs it, samples them lightly too (a histogram of 11 bounds, not 101),
+/// and the inbox lookup still plans on its index.
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn autovacuum_samples_the_inbox_and_the_outbox_lightly(pool: PgPool) {
+    add_inbox_rows(&pool, 20_000).await;
+    sqlx::query(
+        "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload)
+         SELECT gen_random_uuid(), 'seat', g::text, 'seatline.test', json_build_object('n', g)
+         FROM generate_series(1, 20000) AS g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE processed_requests, outbox")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let histograms: Vec<(String, String, i32)> = sqlx::query_as(
+        "SELECT tablename::text, attname::text,
+                cardinality(histogram_bounds::text::text[])
+         FROM pg_stats
+         WHERE tablename IN ('processed_requests', 'outbox') AND histogram_bounds IS NOT NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for table in ["processed_requests", "outbox"] {
+        assert!(
+            histograms.iter().any(|(t, _, _)| t == table),
+            "{table} has histograms: {histograms:?}"
+        );
+    }
+    assert!(
+        histograms.iter().all(|(_, _, bounds)| *bounds <= 11),
+        "{histograms:?}"
+    );
+
+    let plan: Vec<(String,)> = sqlx::query_as(
+        "EXPLAIN SELECT request_id FROM processed_requests
+         WHERE request_id = '00000000-0000-0000-0000-000000000001'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let plan = plan
+        .into_iter()
+        .map(|(l,)| l)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(plan.contains("processed_requests_pkey"), "{plan}");
+}
