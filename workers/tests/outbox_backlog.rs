@@ -52,8 +52,13 @@ async fn the_backlog_count_reads_only_the_rows_after_the_cursor(pool: PgPool) {
         .map(|(line,)| line)
         .collect::<Vec<_>>()
         .join("\n");
+    // An index scan walks only the rows after the cursor. A bitmap scan (what the subquery form
+    // planned at this size) or parallel workers (at a million rows) mean the planner expected
+    // a large part of the table.
     assert!(
-        plan.contains("Index Only Scan using outbox_commit_order_idx") && !plan.contains("Gather"),
-        "the count should read the backlog from the index, without parallel workers:\n{plan}"
+        plan.contains("Scan using outbox_commit_order_idx")
+            && !plan.contains("Bitmap")
+            && !plan.contains("Gather"),
+        "the count should read only the backlog, from the index:\n{plan}"
     );
 }
