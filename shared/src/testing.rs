@@ -1,6 +1,6 @@
 //! Test support (feature `testing`): connections to the real local services from the
 //! environment, random topic and group names per test, polling with a deadline, the rows
-//! most tests start from, and reading an HTTP message off a raw socket.
+//! most tests start from, the plan of a query, and reading an HTTP message off a raw socket.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -82,6 +82,20 @@ pub async fn user(pool: &PgPool) -> Uuid {
         .await
         .unwrap();
     id
+}
+
+/// The plan PostgreSQL would run a query with, for tests of what a query reads: `explain` is an
+/// `EXPLAIN` statement with its values bound. One line per plan node.
+pub async fn plan<'a>(
+    connection: impl sqlx::PgExecutor<'a>,
+    explain: sqlx::query::QueryAs<'a, sqlx::Postgres, (String,), sqlx::postgres::PgArguments>,
+) -> String {
+    let lines = explain.fetch_all(connection).await.unwrap();
+    lines
+        .into_iter()
+        .map(|(line,)| line)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Reads one HTTP/1.1 message (a request or a response) with a `content-length` body, or none,

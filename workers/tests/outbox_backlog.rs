@@ -1,6 +1,7 @@
 //! The relay's backlog gauge: it counts the rows after the relay's cursor, and reads only those,
 //! however large the outbox has grown.
 
+use seatline_shared::testing;
 use seatline_workers::outbox::relay::{self, BACKLOG_SQL};
 use sqlx::PgPool;
 
@@ -41,17 +42,13 @@ async fn the_backlog_count_reads_only_the_rows_after_the_cursor(pool: PgPool) {
             .fetch_one(&pool)
             .await
             .unwrap();
-    let plan: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN {BACKLOG_SQL}"))
-        .bind(txid)
-        .bind(seq)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    let plan = plan
-        .into_iter()
-        .map(|(line,)| line)
-        .collect::<Vec<_>>()
-        .join("\n");
+    let plan = testing::plan(
+        &pool,
+        sqlx::query_as(&format!("EXPLAIN {BACKLOG_SQL}"))
+            .bind(txid)
+            .bind(seq),
+    )
+    .await;
     // An index scan walks only the rows after the cursor. A bitmap scan (what the subquery form
     // planned at this size) or parallel workers (at a million rows) mean the planner expected
     // a large part of the table.

@@ -1,6 +1,7 @@
 //! The statistics refresher: a plan cached while a growing table was tiny is replaced once the
 //! table has grown.
 
+use seatline_shared::testing;
 use seatline_workers::statistics;
 use sqlx::{PgConnection, PgPool};
 
@@ -19,16 +20,11 @@ async fn add_inbox_rows(pool: &PgPool, n: i64) {
 
 /// The plan the connection would run the prepared inbox lookup with.
 async fn inbox_lookup_plan(conn: &mut PgConnection) -> String {
-    let lines: Vec<(String,)> =
-        sqlx::query_as("EXPLAIN EXECUTE inbox('{00000000-0000-0000-0000-000000000001}')")
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap();
-    lines
-        .into_iter()
-        .map(|(l,)| l)
-        .collect::<Vec<_>>()
-        .join("\n")
+    testing::plan(
+        conn,
+        sqlx::query_as("EXPLAIN EXECUTE inbox('{00000000-0000-0000-0000-000000000001}')"),
+    )
+    .await
 }
 
 #[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
@@ -156,17 +152,13 @@ async fn autovacuum_samples_the_inbox_and_the_outbox_lightly(pool: PgPool) {
         "{histograms:?}"
     );
 
-    let plan: Vec<(String,)> = sqlx::query_as(
-        "EXPLAIN SELECT request_id FROM processed_requests
-         WHERE request_id = '00000000-0000-0000-0000-000000000001'",
+    let plan = testing::plan(
+        &pool,
+        sqlx::query_as(
+            "EXPLAIN SELECT request_id FROM processed_requests
+             WHERE request_id = '00000000-0000-0000-0000-000000000001'",
+        ),
     )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    let plan = plan
-        .into_iter()
-        .map(|(l,)| l)
-        .collect::<Vec<_>>()
-        .join("\n");
+    .await;
     assert!(plan.contains("processed_requests_pkey"), "{plan}");
 }
