@@ -171,10 +171,11 @@ impl Report {
                             .join(" ")
                     };
                     println!(
-                        "{:>9}/s by second: submit p99 {} ms; decision p99 {} ms",
+                        "{:>9}/s by second: submit p99 {} ms; decision p99 {} ms; send lag p99 {} ms",
                         s.offered_per_sec,
                         p99s(|second| second.submit_p99_ms),
-                        p99s(|second| second.decision_p99_ms)
+                        p99s(|second| second.decision_p99_ms),
+                        p99s(|second| second.send_lag_p99_ms)
                     );
                 }
             }

@@ -47,6 +47,12 @@ pub struct StepSecond {
     pub submit_p99_ms: f64,
     /// Of the requests of this second that were decided.
     pub decision_p99_ms: f64,
+    /// How late the load generator started sending them: from when each was due until its
+    /// task began to send it. A stalled second whose submit p99 is high while this stays low
+    /// stalled past the load generator (the API, the broker or the kernel between); one where
+    /// this is high too was held back in the load generator itself, or in the machine's
+    /// scheduler before it.
+    pub send_lag_p99_ms: f64,
 }
 
 /// Per-second latency recorders of one step.
@@ -56,6 +62,7 @@ struct SecondRecorder {
     refused: u64,
     submit: Recorder,
     decision: Recorder,
+    send_lag: Recorder,
 }
 
 /// The requests of a step that started at `start`, second by second of when each was due;
@@ -66,17 +73,20 @@ fn by_second(
     decided_at: impl IntoIterator<Item = Option<Instant>>,
 ) -> Vec<StepSecond> {
     let mut seconds: Vec<SecondRecorder> = Vec::new();
-    for ((due, latency, id), decided_at) in results.iter().zip(decided_at) {
-        let index = due.saturating_duration_since(start).as_secs() as usize;
+    for (sent, decided_at) in results.iter().zip(decided_at) {
+        let index = sent.due.saturating_duration_since(start).as_secs() as usize;
         if seconds.len() <= index {
             seconds.resize_with(index + 1, SecondRecorder::default);
         }
         let second = &mut seconds[index];
         second.sent += 1;
-        second.refused += u64::from(id.is_none());
-        second.submit.record(*latency);
+        second.refused += u64::from(sent.id.is_none());
+        second.submit.record(sent.latency);
+        second.send_lag.record(sent.send_lag);
         if let Some(at) = decided_at {
-            second.decision.record(at.saturating_duration_since(*due));
+            second
+                .decision
+                .record(at.saturating_duration_since(sent.due));
         }
     }
     seconds
@@ -88,12 +98,22 @@ fn by_second(
             refused: r.refused,
             submit_p99_ms: r.submit.summary().p99_ms,
             decision_p99_ms: r.decision.summary().p99_ms,
+            send_lag_p99_ms: r.send_lag.summary().p99_ms,
         })
         .collect()
 }
 
-/// One sent request: when it was due, how long the 202 (or refusal) took, the request id if accepted.
-type Sent = (Instant, Duration, Option<Uuid>);
+/// One sent request.
+struct Sent {
+    /// When it was due.
+    due: Instant,
+    /// From when it was due until its task began to send it.
+    send_lag: Duration,
+    /// From when it was due until the 202 (or the refusal).
+    latency: Duration,
+    /// The request id, if accepted.
+    id: Option<Uuid>,
+}
 
 /// Accepted requests of the whole rush: (request id, user index).
 pub type Accepted = Arc<Mutex<Vec<(Uuid, usize)>>>;
@@ -152,18 +172,24 @@ impl Rush<'_> {
             );
             let accepted = all_accepted.clone();
             tasks.spawn(async move {
+                let send_lag = due.elapsed();
                 let answer = api.reserve(&token, date, seat).await;
                 let latency = due.elapsed();
                 let id = answer.ok().and_then(|a| a.request_id);
                 if let Some(id) = id {
                     accepted.lock().expect("lock").push((id, user_index));
                 }
-                results.lock().expect("lock").push((due, latency, id));
+                results.lock().expect("lock").push(Sent {
+                    due,
+                    send_lag,
+                    latency,
+                    id,
+                });
             });
         }
         while tasks.join_next().await.is_some() {}
         let results = std::mem::take(&mut *results.lock().expect("lock"));
-        let ids: Vec<Uuid> = results.iter().filter_map(|r| r.2).collect();
+        let ids: Vec<Uuid> = results.iter().filter_map(|r| r.id).collect();
         let undecided = self
             .collector
             .wait_for(&ids, self.p99_limit.max(Duration::from_secs(10)) * 3)
@@ -177,12 +203,12 @@ impl Rush<'_> {
         // Each outcome is looked up once, for the step's figures and its seconds alike.
         let seen: Vec<Option<Seen>> = results
             .iter()
-            .map(|(_, _, id)| id.and_then(|id| self.collector.get(&id)))
+            .map(|r| r.id.and_then(|id| self.collector.get(&id)))
             .collect();
-        for ((due, latency, _), seen) in results.iter().zip(&seen) {
-            submit.record(*latency);
+        for (sent, seen) in results.iter().zip(&seen) {
+            submit.record(sent.latency);
             if let Some(seen) = seen {
-                decision.record(seen.at.saturating_duration_since(*due));
+                decision.record(seen.at.saturating_duration_since(sent.due));
                 last_decision = last_decision.max(seen.at);
                 if seen.outcome.kind == OutcomeKind::Held {
                     held += 1;
@@ -220,20 +246,27 @@ mod tests {
 
     use uuid::Uuid;
 
-    use super::by_second;
+    use super::{by_second, Sent};
 
     /// Requests fall in the second they were due in; a refused one counts as sent and refused,
-    /// and only decided ones count towards the decision p99.
+    /// and only decided ones count towards the decision p99. Each second's send lag is of all
+    /// its requests.
     #[test]
     fn requests_are_counted_in_the_second_they_were_due_in() {
         let start = Instant::now();
         let (early, late, undecided) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let ms = Duration::from_millis;
+        let sent = |due, send_lag, latency, id| Sent {
+            due: start + due,
+            send_lag,
+            latency,
+            id,
+        };
         let results = vec![
-            (start + ms(200), ms(5), Some(early)),
-            (start + ms(1_500), ms(40), Some(late)),
-            (start + ms(1_700), ms(9), None),
-            (start + ms(1_900), ms(7), Some(undecided)),
+            sent(ms(200), ms(1), ms(5), Some(early)),
+            sent(ms(1_500), ms(30), ms(40), Some(late)),
+            sent(ms(1_700), ms(2), ms(9), None),
+            sent(ms(1_900), ms(3), ms(7), Some(undecided)),
         ];
         let decided = [Some(start + ms(250)), Some(start + ms(1_600)), None, None];
         let seconds = by_second(start, &results, decided);
@@ -246,5 +279,7 @@ mod tests {
         assert!((first.decision_p99_ms - 50.0).abs() < 0.1, "{first:?}");
         assert!((second.submit_p99_ms - 40.0).abs() < 0.1, "{second:?}");
         assert!((second.decision_p99_ms - 100.0).abs() < 0.1, "{second:?}");
+        assert!((first.send_lag_p99_ms - 1.0).abs() < 0.01, "{first:?}");
+        assert!((second.send_lag_p99_ms - 30.0).abs() < 0.1, "{second:?}");
     }
 }
