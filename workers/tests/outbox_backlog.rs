@@ -37,11 +37,7 @@ async fn the_backlog_count_reads_only_the_rows_after_the_cursor(pool: PgPool) {
     assert_eq!(relay::backlog(&pool).await.unwrap(), 50);
 
     // How the count is planned, with the cursor bound as `backlog` binds it.
-    let (txid, seq): (i64, i64) =
-        sqlx::query_as("SELECT txid::text::bigint, seq FROM outbox_relay_cursor")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let (txid, seq) = relay::cursor(&pool).await.unwrap();
     let plan = testing::plan(
         &pool,
         sqlx::query_as(&format!("EXPLAIN {BACKLOG_SQL}"))

@@ -114,13 +114,18 @@ pub async fn move_cursor_past(conn: &mut PgConnection, last: &OutboxRow) -> sqlx
 pub const BACKLOG_SQL: &str =
     "SELECT count(*) FROM outbox o WHERE (o.txid, o.seq) > ($1::bigint::text::xid8, $2)";
 
+/// The relay's cursor as values: the transaction id (as a number) and the sequence number of the
+/// last row published, as [`BACKLOG_SQL`] binds them.
+pub async fn cursor(pool: &PgPool) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as("SELECT txid::text::bigint, seq FROM outbox_relay_cursor")
+        .fetch_one(pool)
+        .await
+}
+
 /// How many written rows the relay has not published yet. The cursor may move between its read
 /// and the count, which then also counts rows published meanwhile: a gauge can afford that.
 pub async fn backlog(pool: &PgPool) -> sqlx::Result<i64> {
-    let (txid, seq): (i64, i64) =
-        sqlx::query_as("SELECT txid::text::bigint, seq FROM outbox_relay_cursor")
-            .fetch_one(pool)
-            .await?;
+    let (txid, seq) = cursor(pool).await?;
     let (backlog,): (i64,) = sqlx::query_as(BACKLOG_SQL)
         .bind(txid)
         .bind(seq)
