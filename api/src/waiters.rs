@@ -32,6 +32,15 @@ impl Waiters {
         notify
     }
 
+    /// Whether anyone waits for `id` now.
+    pub fn is_waited_for(&self, id: Uuid) -> bool {
+        self.inner
+            .lock()
+            .expect("waiters lock")
+            .get(&id)
+            .is_some_and(|w| w.strong_count() > 0)
+    }
+
     /// Wakes everyone waiting for `id`.
     pub fn wake(&self, id: Uuid) {
         let entry = self.inner.lock().expect("waiters lock").remove(&id);

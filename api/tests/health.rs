@@ -107,3 +107,89 @@ async fn the_server_answers_over_tcp_and_stops_on_shutdown(pool: PgPool) {
     // The idle connection was closed by the server, not left open.
     assert_closed_by_server(&mut connection).await;
 }
+
+/// Shutdown lets a request in progress finish: a long poll that is waiting when the server
+/// stops accepting is still answered in full, its connection is then closed, and only then
+/// does the server return.
+#[sqlx::test(migrator = "seatline_shared::MIGRATOR")]
+async fn shutdown_answers_a_request_in_progress_before_returning(pool: PgPool) {
+    use tokio::io::AsyncWriteExt;
+
+    let app = TestApp::new(pool.clone()).await;
+    seatline_shared::kafka::ensure_topics(
+        &app.state.config.kafka,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let date = testing::concert_date(&pool, 1_000, Default::default()).await;
+    let (_, token) = app.active_user().await;
+    let submitted = app
+        .call(
+            Method::POST,
+            "/reservation",
+            Some(&token),
+            Some(serde_json::json!({"concertDateId": date, "seatNo": 1})),
+        )
+        .await;
+    assert_eq!(submitted.status, StatusCode::ACCEPTED, "{}", submitted.body);
+    let request_id: uuid::Uuid = submitted.body["requestId"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(seatline_api::serve(listener, app.state.clone(), async {
+        let _ = stopped.await;
+    }));
+    // No workers run here, so the request stays pending and the poll waits out its 2 s.
+    let mut connection = tokio::net::TcpStream::connect(addr).await.unwrap();
+    connection
+        .write_all(
+            format!(
+                "GET /reservation/{request_id}?wait=2 HTTP/1.1\r\nHost: test\r\n\
+                 authorization: Bearer {token}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    testing::eventually(
+        "the poll waiting",
+        std::time::Duration::from_secs(5),
+        || async { app.state.waiters.is_waited_for(request_id).then_some(()) },
+    )
+    .await;
+
+    stop.send(()).unwrap();
+    // Shutdown is in effect once the listener is gone: new connections are refused.
+    testing::eventually(
+        "new connections refused",
+        std::time::Duration::from_secs(5),
+        || async {
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        !server.is_finished(),
+        "the server returned with a request in progress"
+    );
+
+    let (head, answer) = read_http_message(&mut connection).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let status: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(status["status"], "PENDING", "{status}");
+    assert_closed_by_server(&mut connection).await;
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    assert!(
+        matches!(finished, Ok(Ok(Ok(())))),
+        "the server did not stop: {finished:?}"
+    );
+}
