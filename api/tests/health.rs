@@ -145,12 +145,13 @@ async fn shutdown_answers_a_request_in_progress_before_returning(pool: PgPool) {
     let server = tokio::spawn(seatline_api::serve(listener, app.state.clone(), async {
         let _ = stopped.await;
     }));
-    // No workers run here, so the request stays pending and the poll waits out its 2 s.
+    // No workers run here, so the request stays pending and the poll waits out its 4 s, time
+    // enough to stop the server and see that it has not returned.
     let mut connection = tokio::net::TcpStream::connect(addr).await.unwrap();
     connection
         .write_all(
             format!(
-                "GET /reservation/{request_id}?wait=2 HTTP/1.1\r\nHost: test\r\n\
+                "GET /reservation/{request_id}?wait=4 HTTP/1.1\r\nHost: test\r\n\
                  authorization: Bearer {token}\r\n\r\n"
             )
             .as_bytes(),
