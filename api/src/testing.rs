@@ -113,6 +113,33 @@ impl TestApp {
         self.send(request).await
     }
 
+    /// Submits a reservation of `seat` on `date` with `token`, as a client would.
+    pub async fn reserve(&self, token: &str, date: i64, seat: i32) -> Reply {
+        self.call(
+            Method::POST,
+            "/reservation",
+            Some(token),
+            Some(serde_json::json!({"concertDateId": date, "seatNo": seat})),
+        )
+        .await
+    }
+
+    /// Serves the app over a real socket on loopback ([`crate::serve`]) until
+    /// [`Served::begin_shutdown`].
+    pub async fn serve_on_loopback(&self) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::serve(listener, self.state.clone(), async {
+            let _ = stopped.await;
+        }));
+        Served {
+            addr,
+            stop: Some(stop),
+            server,
+        }
+    }
+
     pub async fn send(&self, request: Request<Body>) -> Reply {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
@@ -164,6 +191,36 @@ impl TestApp {
             .await
             .unwrap();
         (user, token)
+    }
+}
+
+/// The app served over TCP by [`TestApp::serve_on_loopback`].
+pub struct Served {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Served {
+    /// Completes the server's shutdown future: it stops accepting and drains.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Whether `serve` has returned.
+    pub fn has_returned(&self) -> bool {
+        self.server.is_finished()
+    }
+
+    /// Asserts that `serve` returns, without error, within 5 s.
+    pub async fn assert_returns(self) {
+        let finished = tokio::time::timeout(std::time::Duration::from_secs(5), self.server).await;
+        assert!(
+            matches!(finished, Ok(Ok(Ok(())))),
+            "the server did not stop: {finished:?}"
+        );
     }
 }
 

@@ -71,14 +71,9 @@ async fn the_server_answers_over_tcp_and_stops_on_shutdown(pool: PgPool) {
     use tokio::io::AsyncWriteExt;
 
     let app = TestApp::new(pool).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(seatline_api::serve(listener, app.state.clone(), async {
-        let _ = stopped.await;
-    }));
+    let mut served = app.serve_on_loopback().await;
 
-    let mut connection = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut connection = tokio::net::TcpStream::connect(served.addr).await.unwrap();
     for (path, expected) in [
         ("/health/live", "HTTP/1.1 200 OK"),
         ("/no/such/route", "HTTP/1.1 404 Not Found"),
@@ -98,12 +93,8 @@ async fn the_server_answers_over_tcp_and_stops_on_shutdown(pool: PgPool) {
         }
     }
 
-    stop.send(()).unwrap();
-    let finished = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
-    assert!(
-        matches!(finished, Ok(Ok(Ok(())))),
-        "the server did not stop: {finished:?}"
-    );
+    served.begin_shutdown();
+    served.assert_returns().await;
     // The idle connection was closed by the server, not left open.
     assert_closed_by_server(&mut connection).await;
 }
@@ -124,14 +115,7 @@ async fn shutdown_answers_a_request_in_progress_before_returning(pool: PgPool) {
     .unwrap();
     let date = testing::concert_date(&pool, 1_000, Default::default()).await;
     let (_, token) = app.active_user().await;
-    let submitted = app
-        .call(
-            Method::POST,
-            "/reservation",
-            Some(&token),
-            Some(serde_json::json!({"concertDateId": date, "seatNo": 1})),
-        )
-        .await;
+    let submitted = app.reserve(&token, date, 1).await;
     assert_eq!(submitted.status, StatusCode::ACCEPTED, "{}", submitted.body);
     let request_id: uuid::Uuid = submitted.body["requestId"]
         .as_str()
@@ -139,12 +123,8 @@ async fn shutdown_answers_a_request_in_progress_before_returning(pool: PgPool) {
         .parse()
         .unwrap();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(seatline_api::serve(listener, app.state.clone(), async {
-        let _ = stopped.await;
-    }));
+    let mut served = app.serve_on_loopback().await;
+    let addr = served.addr;
     // No workers run here, so the request stays pending and the poll waits out its 4 s, time
     // enough to stop the server and see that it has not returned.
     let mut connection = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -165,7 +145,7 @@ async fn shutdown_answers_a_request_in_progress_before_returning(pool: PgPool) {
     )
     .await;
 
-    stop.send(()).unwrap();
+    served.begin_shutdown();
     // Shutdown is in effect once the listener is gone: new connections are refused.
     testing::eventually(
         "new connections refused",
@@ -179,7 +159,7 @@ async fn shutdown_answers_a_request_in_progress_before_returning(pool: PgPool) {
     )
     .await;
     assert!(
-        !server.is_finished(),
+        !served.has_returned(),
         "the server returned with a request in progress"
     );
 
@@ -188,9 +168,5 @@ async fn shutdown_answers_a_request_in_progress_before_returning(pool: PgPool) {
     let status: serde_json::Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(status["status"], "PENDING", "{status}");
     assert_closed_by_server(&mut connection).await;
-    let finished = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
-    assert!(
-        matches!(finished, Ok(Ok(Ok(())))),
-        "the server did not stop: {finished:?}"
-    );
+    served.assert_returns().await;
 }

@@ -91,12 +91,8 @@ async fn a_connection_beyond_the_cap_is_refused_at_once(pool: PgPool) {
     use tokio::net::TcpStream;
 
     let app = TestApp::with_config(pool, |c| c.max_client_connections = 1).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(seatline_api::serve(listener, app.state.clone(), async {
-        let _ = stopped.await;
-    }));
+    let mut served = app.serve_on_loopback().await;
+    let addr = served.addr;
     let get = b"GET /health/live HTTP/1.1\r\nHost: test\r\n\r\n";
 
     let mut first = TcpStream::connect(addr).await.unwrap();
@@ -137,7 +133,6 @@ async fn a_connection_beyond_the_cap_is_refused_at_once(pool: PgPool) {
     )
     .await;
 
-    stop.send(()).unwrap();
-    let finished = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
-    assert!(matches!(finished, Ok(Ok(Ok(())))), "{finished:?}");
+    served.begin_shutdown();
+    served.assert_returns().await;
 }

@@ -149,14 +149,7 @@ async fn two_hundred_users_race_to_reserve_and_pay_and_money_is_conserved(pool: 
                 }
             };
             assert_eq!(charge(amount).await, StatusCode::OK);
-            let r = app
-                .call(
-                    Method::POST,
-                    "/reservation",
-                    Some(&token),
-                    Some(json!({"concertDateId": date, "seatNo": seat})),
-                )
-                .await;
+            let r = app.reserve(&token, date, seat).await;
             assert_eq!(r.status, StatusCode::ACCEPTED);
             let id = r.body["requestId"].as_str().unwrap().to_owned();
             let status = app

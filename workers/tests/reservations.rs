@@ -53,10 +53,7 @@ async fn race(pipeline: &Pipeline) {
         let (app, token) = (pipeline.app.clone(), token.clone());
         let seat = (i % 50) as i32 + 1;
         tasks.spawn(async move {
-            let body = serde_json::json!({"concertDateId": date, "seatNo": seat});
-            let reply = app
-                .call(Method::POST, "/reservation", Some(&token), Some(body))
-                .await;
+            let reply = app.reserve(&token, date, seat).await;
             assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
             let id = reply.body["requestId"]
                 .as_str()
@@ -624,14 +621,7 @@ async fn while_kafka_is_unreachable_submit_answers_503_promptly(pool: PgPool) {
     };
     let (_, token) = app.active_user().await;
     let started = Instant::now();
-    let reply = app
-        .call(
-            Method::POST,
-            "/reservation",
-            Some(&token),
-            Some(serde_json::json!({"concertDateId": date, "seatNo": 1})),
-        )
-        .await;
+    let reply = app.reserve(&token, date, 1).await;
     reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE);
     assert!(reply.headers.get("retry-after").is_some());
     assert!(

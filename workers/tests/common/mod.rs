@@ -143,14 +143,7 @@ impl Pipeline {
     }
 
     pub async fn reserve(&self, token: &str, date: i64, seat: i32) -> Reply {
-        self.app
-            .call(
-                Method::POST,
-                "/reservation",
-                Some(token),
-                Some(json!({"concertDateId": date, "seatNo": seat})),
-            )
-            .await
+        self.app.reserve(token, date, seat).await
     }
 
     /// Submits with an `Idempotency-Key`.
